@@ -1,0 +1,3 @@
+from scheduling.cli import main
+
+raise SystemExit(main())
