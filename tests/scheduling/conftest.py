@@ -95,3 +95,8 @@ class Kit:
 @pytest.fixture
 def kit() -> Kit:
     return Kit()
+
+
+@pytest.fixture
+def cases_dir() -> Path:
+    return CASES_DIR
