@@ -1,0 +1,346 @@
+"""solve(problem, options) → Solution: eligibility, independent parts, a greedy warm start, and
+CP-SAT per part (with large-neighbourhood search when a part does not finish), in parallel
+processes when there are several large parts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ortools.sat.python import cp_model
+
+from scheduling.decompose import Component, components, slice_eligible, slice_problem
+from scheduling.eligibility import eligible_positions
+from scheduling.greedy import greedy_result
+from scheduling.lns import improve
+from scheduling.model.build import RosterModel, build_model
+from scheduling.model.data import ProblemIndex
+from scheduling.model.objective import score
+from scheduling.problem import Pair, Problem, Shortfall, Solution
+
+# Above this many variables a part gets only a short whole-model run before LNS takes over.
+LARGE_PART = 20_000
+# Parts smaller than this are not worth a process of their own.
+PARALLEL_PART = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    objective: int
+    bound: int | None
+    wall_s: float
+    part: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SolveOptions:
+    time_limit_s: float = 10.0
+    workers: int = 2
+    seed: int = 0
+    progress: Callable[[ProgressEvent], None] | None = None
+    use_lns: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _PartTask:
+    number: int
+    problem: Problem
+    eligible: list[list[int]]
+    hint: tuple[Pair, ...]
+    hint_valid: bool
+    time_limit_s: float
+    workers: int
+    seed: int
+    use_lns: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _PartResult:
+    status: str
+    assignments: tuple[Pair, ...]
+    bound: int | None
+    variables: int
+    conflicts: tuple[str, ...] = ()
+    lns_rounds: int = 0
+
+
+class _Progress(cp_model.CpSolverSolutionCallback):
+    """Reports improving objectives, at most two lines a second."""
+
+    def __init__(self, report: Callable[[ProgressEvent], None], part: int, start: float) -> None:
+        super().__init__()
+        self.report, self.part, self.start = report, part, start
+        self.last = -1.0
+
+    def on_solution_callback(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= 0.5:
+            self.last = now
+            self.report(
+                ProgressEvent(
+                    round(self.objective_value),
+                    round(self.best_objective_bound),
+                    now - self.start,
+                    self.part,
+                )
+            )
+
+
+@dataclass(slots=True)
+class _Clock:
+    start: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+def _solver(time_limit: float, workers: int, seed: int) -> cp_model.CpSolver:
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.05, time_limit)
+    solver.parameters.num_workers = max(1, workers)
+    solver.parameters.random_seed = seed
+    return solver
+
+
+def _explain_infeasible(task: _PartTask, index: ProblemIndex) -> tuple[str, ...]:
+    """Name a set of pinned pairs and minimum rules that cannot all hold, via assumptions."""
+    rm = build_model(index, task.eligible, explain=True)
+    solver = _solver(min(5.0, task.time_limit_s), 1, task.seed)
+    if solver.solve(rm.model) != cp_model.INFEASIBLE:
+        return ("the hard rules cannot all hold together",)
+    names = {literal.index: name for name, literal in rm.variables.guards.items()}
+    core = [names[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in names]
+    if not core:
+        return ("the hard rules cannot all hold, even without pinned pairs and minimum rules",)
+    return tuple(
+        f"{name.replace(':', ' ', 1)} cannot hold together with the other rules"
+        for name in sorted(core)
+    )
+
+
+def _solve_part(
+    task: _PartTask, progress: Callable[[ProgressEvent], None] | None = None
+) -> _PartResult:
+    clock = _Clock()
+    index = ProblemIndex.build(task.problem)
+    rm = build_model(index, task.eligible)
+    n_vars = len(rm.variables.assign)
+    if task.hint:
+        rm.add_hint(task.hint)
+    whole_share = 1.0 if not task.use_lns else (0.2 if n_vars > LARGE_PART else 0.4)
+    solver = _solver(task.time_limit_s * whole_share, task.workers, task.seed)
+    callback = _Progress(progress, task.number, clock.start) if progress else None
+    status = solver.solve(rm.model, callback)
+    if status == cp_model.INFEASIBLE:
+        return _PartResult("infeasible", (), None, n_vars, _explain_infeasible(task, index))
+    bound = (
+        round(solver.best_objective_bound)
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+        else None
+    )
+    assign_indices = [literal.index for literal in rm.variables.assign.values()]
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        values = {
+            i: int(solver.value(rm.model.get_bool_var_from_proto_index(i))) for i in assign_indices
+        }
+        objective = round(solver.objective_value)
+    elif task.hint_valid:
+        values, objective = _hint_values(rm, task.hint)
+    else:
+        return _PartResult("unknown", (), None, n_vars)
+    rounds = 0
+    if status != cp_model.OPTIMAL and task.use_lns:
+        deadline = clock.start + task.time_limit_s
+
+        def report(value: int) -> None:
+            if progress is not None:
+                progress(ProgressEvent(value, bound, clock.elapsed(), task.number))
+
+        result = improve(rm, values, objective, deadline, task.seed, task.workers, report)
+        values, rounds = result.values, result.rounds
+    state = "optimal" if status == cp_model.OPTIMAL else "feasible"
+    return _PartResult(state, _pairs(rm, values), bound, n_vars, (), rounds)
+
+
+def _hint_values(rm: RosterModel, hint: Sequence[Pair]) -> tuple[dict[int, int], int]:
+    """The hint as variable values, and its model objective (found by fixing every value)."""
+    index = rm.variables.index
+    chosen = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in hint}
+    values = {literal.index: int(key in chosen) for key, literal in rm.variables.assign.items()}
+    fixed = rm.model.clone()
+    for var_index, value in values.items():
+        fixed.proto.variables[var_index].domain[:] = [value, value]
+    solver = _solver(10.0, 1, 0)
+    solver.solve(fixed)
+    return values, round(solver.objective_value)
+
+
+def _pairs(rm: RosterModel, values: dict[int, int]) -> tuple[Pair, ...]:
+    problem = rm.variables.index.problem
+    chosen = sorted(
+        (s, v) for (v, s), literal in rm.variables.assign.items() if values[literal.index]
+    )
+    return tuple(Pair(problem.volunteers[v].id, problem.shifts[s].id) for s, v in chosen)
+
+
+def _quick_conflicts(problem: Problem, index: ProblemIndex, eligible: list[list[int]]) -> list[str]:
+    """Infeasibilities visible without search: pinned pairs that are not allowed, and minimum
+    minutes beyond everything a volunteer may take."""
+    allowed = {(v, s) for s, people in enumerate(eligible) for v in people}
+    found = []
+    for pair in problem.pinned:
+        key = (index.volunteer_pos[pair.volunteer], index.shift_pos[pair.shift])
+        if key not in allowed:
+            found.append(
+                f"pinned {pair.volunteer} on {pair.shift}, but that pair is forbidden, "
+                "unavailable, too far or of a kind they are capped at 0 for"
+            )
+    reachable = [0] * len(problem.volunteers)
+    for s, people in enumerate(eligible):
+        for v in people:
+            reachable[v] += index.shifts[s].minutes
+    for v, volunteer in enumerate(problem.volunteers):
+        need = volunteer.limits.min_minutes
+        if need and reachable[v] < need:
+            found.append(
+                f"volunteer {volunteer.id} must work {need} min, but only {reachable[v]} min of "
+                "shifts are open to them"
+            )
+    return found
+
+
+def _run_parts(tasks: list[_PartTask], options: SolveOptions) -> list[_PartResult]:
+    big = [t for t in tasks if sum(len(e) for e in t.eligible) >= PARALLEL_PART]
+    if options.workers > 1 and len(big) > 1:
+        # Each process runs a one-worker CP-SAT; 'spawn' keeps OR-Tools' threads out of fork.
+        split = [
+            _PartTask(
+                **{**{f: getattr(t, f) for f in _PartTask.__dataclass_fields__}, "workers": 1}
+            )
+            for t in tasks
+        ]
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(options.workers, len(big))) as pool:
+            return pool.map(_solve_part, split, chunksize=1)
+    return [_solve_part(t, options.progress) for t in tasks]
+
+
+def _time_shares(
+    parts: list[Component], eligible: list[list[int]], total: float, parallel: bool
+) -> list[float]:
+    sizes = [max(1, sum(len(eligible[s]) for s in c.shifts)) for c in parts]
+    if parallel:
+        return [total] * len(parts)
+    whole = sum(sizes)
+    return [total * size / whole for size in sizes]
+
+
+def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
+    """Assign volunteers to shifts: every hard rule kept, the weighted objective minimised.
+
+    :return: a Solution with status optimal / feasible / infeasible / unknown, its objective
+        re-scored from the assignments, the proven bound where known, and shortfalls.
+    """
+    clock = _Clock()
+    index = ProblemIndex.build(problem)
+    eligible = eligible_positions(problem)
+    conflicts = _quick_conflicts(problem, index, eligible)
+    if conflicts:
+        return _infeasible(problem, conflicts, clock)
+    start = greedy_result(problem, eligible)
+    parts = components(problem, eligible)
+    budget = max(0.1, options.time_limit_s - clock.elapsed())
+    parallel = (
+        options.workers > 1
+        and sum(1 for c in parts if sum(len(eligible[s]) for s in c.shifts) >= PARALLEL_PART) > 1
+    )
+    shares = _time_shares(parts, eligible, budget * 0.95, parallel)
+    tasks = []
+    for number, (part, share) in enumerate(zip(parts, shares, strict=True)):
+        sliced = slice_problem(problem, part)
+        ids = {v.id for v in sliced.volunteers}
+        part_hint = tuple(p for p in start.assignments if p.volunteer in ids)
+        tasks.append(
+            _PartTask(
+                number,
+                sliced,
+                slice_eligible(part, eligible),
+                part_hint,
+                start.valid,
+                share,
+                options.workers,
+                options.seed,
+                options.use_lns,
+            )
+        )
+    results = _run_parts(tasks, options)
+    return _assemble(problem, index, tasks, results, start.assignments, clock)
+
+
+def _infeasible(problem: Problem, conflicts: Sequence[str], clock: _Clock) -> Solution:
+    return Solution(
+        status="infeasible",
+        assignments=(),
+        conflicts=tuple(conflicts),
+        stats={"wall_s": round(clock.elapsed(), 3)},
+    )
+
+
+def _shortfalls(problem: Problem, assignments: Sequence[Pair]) -> tuple[Shortfall, ...]:
+    try:
+        from scheduling.explain import explain_shortfalls
+    except ImportError:  # the explainer is optional: a roster is still a roster without it
+        return ()
+    return explain_shortfalls(problem, assignments)
+
+
+def _assemble(
+    problem: Problem,
+    index: ProblemIndex,
+    tasks: list[_PartTask],
+    results: list[_PartResult],
+    greedy_pairs: Sequence[Pair],
+    clock: _Clock,
+) -> Solution:
+    conflicts = [c for r in results for c in r.conflicts]
+    if any(r.status == "infeasible" for r in results):
+        return _infeasible(problem, conflicts, clock)
+    assignments = tuple(p for r in results for p in r.assignments)
+    parts = score(index, assignments)
+    objective = sum(parts.values())
+    status = "optimal"
+    if any(r.status == "unknown" for r in results):
+        status = "unknown"
+    elif any(r.status != "optimal" for r in results):
+        status = "feasible"
+    bound = None
+    if status != "unknown" and all(r.bound is not None for r in results):
+        # Costs outside every part (shifts nobody may take, requests nobody can honour) are
+        # fixed, so the whole bound is the parts' bounds plus that fixed remainder.
+        inside = sum(
+            sum(score(ProblemIndex.build(t.problem), r.assignments).values())
+            for t, r in zip(tasks, results, strict=True)
+        )
+        bound = min(objective, sum(r.bound or 0 for r in results) + objective - inside)
+    if status == "optimal":
+        bound = objective
+    stats = {
+        "wall_s": round(clock.elapsed(), 3),
+        "variables": sum(r.variables for r in results),
+        "components": len(results),
+        "greedy_objective": sum(score(index, greedy_pairs).values()),
+        "lns_rounds": sum(r.lns_rounds for r in results),
+    }
+    return Solution(
+        status=status,
+        assignments=assignments,
+        objective=objective,
+        bound=bound,
+        objective_parts=parts,
+        shortfalls=_shortfalls(problem, assignments),
+        conflicts=tuple(conflicts),
+        stats=stats,
+    )
