@@ -209,6 +209,17 @@ class FakeFcm:
         with self._lock:
             return dict(self._stats)
 
+    def reset(self) -> None:
+        """Forget faults, deliveries and counts, so one server can serve many tests.
+
+        Issued access tokens stay valid, as Google's would within the hour.
+        """
+        with self._lock:
+            self._rules.clear()
+            self._outage = None
+            self._messages.clear()
+            self._stats = dict.fromkeys(self._stats, 0)
+
     # -- request handling (called from handler threads) ---------------------------------------
 
     def _issue_access_token(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
