@@ -8,7 +8,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ortools.sat.python import cp_model
 
@@ -212,9 +212,8 @@ def _quick_conflicts(problem: Problem, index: ProblemIndex, eligible: list[list[
     return found
 
 
-def _run_parts(tasks: list[_PartTask], options: SolveOptions) -> list[_PartResult]:
-    big = [t for t in tasks if sum(len(e) for e in t.eligible) >= PARALLEL_PART]
-    if options.workers > 1 and len(big) > 1:
+def _run_parts(tasks: list[_PartTask], options: SolveOptions, parallel: bool) -> list[_PartResult]:
+    if parallel:
         # Each process runs a one-worker CP-SAT; 'spawn' keeps OR-Tools' threads out of fork.
         split = [
             _PartTask(
@@ -223,7 +222,7 @@ def _run_parts(tasks: list[_PartTask], options: SolveOptions) -> list[_PartResul
             for t in tasks
         ]
         context = multiprocessing.get_context("spawn")
-        with context.Pool(min(options.workers, len(big))) as pool:
+        with context.Pool(options.workers) as pool:
             return pool.map(_solve_part, split, chunksize=1)
     return [_solve_part(t, options.progress) for t in tasks]
 
@@ -276,8 +275,9 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
                 options.use_lns,
             )
         )
-    results = _run_parts(tasks, options)
-    return _assemble(problem, index, tasks, results, start.assignments, clock)
+    results = _run_parts(tasks, options, parallel)
+    solution = _assemble(problem, index, tasks, results, start.assignments, clock)
+    return replace(solution, stats={**solution.stats, "parallel": parallel})
 
 
 def _infeasible(problem: Problem, conflicts: Sequence[str], clock: _Clock) -> Solution:
