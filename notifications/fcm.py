@@ -88,6 +88,8 @@ def to_fcm_message(push: Push, *, now: float | None = None) -> messaging.Message
     }
     if push.collapse_key:
         headers["apns-collapse-id"] = push.collapse_key
+    # catch_warnings swaps process-wide filters; the narrow filter makes a race between two
+    # threads harmless (at worst this one warning stays silenced).
     with warnings.catch_warnings():
         # firebase-admin 7.7 deprecates `token` in favour of `fid` (Firebase installation id).
         # Our phones register FCM registration tokens, which FCM still accepts in `token`;
@@ -214,8 +216,10 @@ class FcmSender:
         if endpoint:
             service._fcm_url = fcm_url_template(endpoint).format(service._project_id)
         no_retry = Retry(total=0, raise_on_status=False, respect_retry_after_header=False)
+        # send_each runs one thread per message; a pool smaller than the batch makes urllib3
+        # drop the extra connections with a warning per message once FCM is slow to answer.
         adapter = requests.adapters.HTTPAdapter(
-            pool_connections=10, pool_maxsize=100, max_retries=no_retry
+            pool_connections=10, pool_maxsize=self._batch_size, max_retries=no_retry
         )
         parts = urlsplit(service._fcm_url)
         session = service._client.session
