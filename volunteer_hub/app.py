@@ -1,0 +1,50 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from volunteer_hub import config as hub_config
+from volunteer_hub.database import engine_options, init_database
+from volunteer_hub.errors import register_error_handlers
+from volunteer_hub.extensions import api, db, jwt, limiter, migrate
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build an app; `config` overrides what the environment says (tests pass theirs)."""
+    app = Flask(__name__, instance_path=str(hub_config.instance_dir()))
+    app.config.update(hub_config.BASE)
+    app.config.update(hub_config.from_environment())
+    if config:
+        app.config.update(config)
+    app.config["SQLALCHEMY_DATABASE_URI"] = hub_config.normalise_database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+
+    from volunteer_hub import models  # noqa: F401  (every table known before migrations)
+
+    db.init_app(app)
+    init_database(app)
+    migrate.init_app(app, db, directory=str(hub_config.MIGRATIONS_DIR))
+    jwt.init_app(app)
+    limiter.init_app(app)
+    api.init_app(app)
+
+    from volunteer_hub.api import register_blueprints
+    from volunteer_hub.auth.tokens import register_jwt_callbacks
+    from volunteer_hub.cli import register_cli
+
+    register_jwt_callbacks(jwt)
+    register_blueprints(api)
+    register_error_handlers(app)
+    register_cli(app)
+    return app

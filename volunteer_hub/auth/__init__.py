@@ -1,0 +1,1 @@
+"""Tokens, password hashing, roles and the permission policy."""

@@ -1,0 +1,36 @@
+"""All models, imported here so that Alembic and the app see the whole schema."""
+
+from volunteer_hub.models import attendance, incidents, notifications, plans  # noqa: F401
+from volunteer_hub.models.audit import AuditLog
+from volunteer_hub.models.federation import BRANCH_CODES, Branch, Organization, Squad, Town
+from volunteer_hub.models.members import (
+    Availability,
+    Leave,
+    Member,
+    MemberBranch,
+    MemberSkill,
+    MemberStatus,
+    RefreshToken,
+    Role,
+    RoleGrant,
+    Skill,
+)
+
+__all__ = [
+    "BRANCH_CODES",
+    "AuditLog",
+    "Availability",
+    "Branch",
+    "Leave",
+    "Member",
+    "MemberBranch",
+    "MemberSkill",
+    "MemberStatus",
+    "Organization",
+    "RefreshToken",
+    "Role",
+    "RoleGrant",
+    "Skill",
+    "Squad",
+    "Town",
+]

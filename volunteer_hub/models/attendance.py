@@ -1,0 +1,1 @@
+"""Models of the attendance aggregate (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""Models of the incidents aggregate (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""Models of the plans aggregate (filled in by its issue)."""

@@ -1,0 +1,68 @@
+"""Schemas shared by every blueprint: pagination, bounded ids, times with offsets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+MAX_ID = 2**31 - 1
+MAX_PAGE = 1_000_000
+
+
+class StrictSchema(Schema):
+    """Unknown fields are an error, so a misspelt field is reported instead of ignored."""
+
+    class Meta:
+        ordered = True
+
+
+def Id(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(1, MAX_ID), **kwargs)
+
+
+class AwareDateTime(fields.AwareDateTime):
+    """ISO 8601 with an offset; a time without one is refused rather than guessed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error_messages["invalid"] = "Not a valid ISO 8601 date-time."
+        self.error_messages["invalid_awareness"] = (
+            "The time needs a UTC offset, e.g. 2026-12-07T08:00:00+08:00."
+        )
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if not isinstance(value, str) or len(value) > 40:
+            raise ValidationError(self.error_messages["invalid"])
+        result: datetime = super()._deserialize(value, attr, data, **kwargs)
+        if not 1900 <= result.year <= 2200:
+            raise ValidationError("The year must be between 1900 and 2200.")
+        return result
+
+
+class PageArgs(StrictSchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(1, MAX_PAGE))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+
+
+def page_schema(item: type[Schema], name: str) -> type[Schema]:
+    """The list envelope `{"items", "total", "page", "page_size"}` around `item`."""
+    return type(
+        name,
+        (Schema,),
+        {
+            "items": fields.List(fields.Nested(item)),
+            "total": fields.Integer(),
+            "page": fields.Integer(),
+            "page_size": fields.Integer(),
+        },
+    )
+
+
+class ProblemSchema(Schema):
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))

@@ -1,0 +1,45 @@
+"""Member views. Which fields are masked is decided by the policy and passed in context."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+
+class RoleSchema(Schema):
+    role = fields.String()
+    branch = fields.String(allow_none=True)
+    town = fields.Integer(allow_none=True)
+
+
+class MemberSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    phone = fields.String(
+        metadata={"description": "masked (138****1234) unless the caller may see it"}
+    )
+    id_number = fields.String(allow_none=True)
+    town = fields.Integer(allow_none=True)
+    branches = fields.List(fields.String())
+    skills = fields.List(fields.String())
+    is_core = fields.Boolean()
+    status = fields.String()
+    gender = fields.String(allow_none=True)
+    birth_year = fields.Integer(allow_none=True)
+    joined_at = fields.DateTime()
+
+
+class MeSchema(MemberSchema):
+    roles = fields.List(fields.Nested(RoleSchema))
+    home_lat = fields.Float(allow_none=True)
+    home_lon = fields.Float(allow_none=True)
+
+
+class LoginArgs(Schema):
+    phone = fields.String(required=True, validate=validate.Length(1, 20))
+    password = fields.String(required=True, validate=validate.Length(1, 200))
+
+
+class TokensSchema(Schema):
+    access_token = fields.String()
+    refresh_token = fields.String()
+    member = fields.Nested(MeSchema)
