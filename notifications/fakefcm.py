@@ -402,6 +402,9 @@ def _jwt_issuer(assertion: str) -> str | None:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # send_each opens up to 500 connections at once; the default backlog of 5 makes the
+    # kernel reset some of them, which FCM never does.
+    request_queue_size = 1024
 
     def __init__(
         self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], fake: FakeFcm
