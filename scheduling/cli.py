@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from scheduling.problem import (
     Problem,
@@ -23,6 +23,9 @@ from scheduling.problem import (
     read_solution,
     solution_to_dict,
 )
+
+if TYPE_CHECKING:
+    from scheduling.solver import ProgressEvent
 
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -55,13 +58,13 @@ def _write_json(document: dict[str, Any], out: str | None, stdout: TextIO) -> No
         raise InputError(f"{out}: cannot write: {exc.strerror or exc}") from None
 
 
-def _progress_printer(stderr: TextIO) -> Callable[[Any], None]:
-    def report(event: Any) -> None:
-        objective = getattr(event, "objective", None)
-        bound = getattr(event, "bound", None)
-        elapsed = getattr(event, "elapsed_s", None)
-        elapsed_text = "?" if elapsed is None else f"{elapsed:.1f}s"
-        stderr.write(f"best objective {objective}  bound {bound}  elapsed {elapsed_text}\n")
+def _progress_printer(stderr: TextIO) -> Callable[[ProgressEvent], None]:
+    def report(event: ProgressEvent) -> None:
+        part = f"  part {event.part}" if event.part else ""
+        stderr.write(
+            f"best objective {event.objective}  bound {event.bound}"
+            f"  elapsed {event.wall_s:.1f}s{part}\n"
+        )
         stderr.flush()
 
     return report

@@ -127,3 +127,34 @@ def test_check_reports_missing_pinned_pair(tmp_path: Path, problem: Problem) -> 
     status, out, _ = run("check", problem_path, solution_path)
     assert status == 1
     assert "VIOLATION pinned volunteer=b shifts=s3" in out
+
+
+def test_solve_writes_a_checked_solution_and_reports_progress(
+    tmp_path: Path, problem: Problem
+) -> None:
+    problem_path = write(tmp_path / "p.json", problem_to_dict(problem))
+    out = tmp_path / "solution.json"
+    status, _, err = run("solve", problem_path, "--time-limit", "2", "--seed", "1", "-o", str(out))
+    assert status == 0
+    assert "best objective" in err
+    assert "status optimal" in err
+    status, check_out, _ = run("check", problem_path, str(out))
+    assert status == 0
+    assert "objective: 0" in check_out
+
+
+def test_solve_bad_problem_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "p.json"
+    bad.write_text('{"timezone": "Mars/Olympus", "horizon": {"start": "2026-12-07", "days": 7}}')
+    status, _, err = run("solve", str(bad))
+    assert status == 2
+    assert "timezone: unknown time zone 'Mars/Olympus'" in err
+
+
+def test_generate_writes_a_problem(tmp_path: Path) -> None:
+    out = tmp_path / "week.json"
+    status, _, _ = run("generate", "--volunteers", "50", "--seed", "3", "-o", str(out))
+    assert status == 0
+    document = json.loads(out.read_text("utf-8"))
+    assert len(document["volunteers"]) == 50
+    assert document["timezone"] == "Asia/Shanghai"

@@ -11,7 +11,13 @@ import pytest
 from scheduling.checker import check
 from scheduling.cli import main
 from scheduling.curtois import parse_curtois, read_curtois, shift_id
-from scheduling.problem import Pair, ProblemError, problem_from_dict, problem_to_dict
+from scheduling.problem import (
+    Pair,
+    ProblemError,
+    problem_from_dict,
+    problem_to_dict,
+    read_solution,
+)
 
 SMALL = """\
 # two types, three staff, one week
@@ -170,3 +176,14 @@ def test_convert_command_reports_bad_line(
     bad.write_text("SECTION_HORIZON\nfourteen\n", encoding="utf-8")
     assert main(["convert-curtois", str(bad)]) == 2
     assert "bad.txt: line 2: horizon 'fourteen' is not a whole number" in capsys.readouterr().err
+
+
+def test_saved_instance1_roster_scores_the_published_optimum(cases_dir: Path) -> None:
+    # A roster found by the solver and saved; the checker's score equals the published
+    # optimum 607, so the conversion and the checker agree with the benchmark's objective.
+    problem = read_curtois(str(cases_dir / "curtois" / "Instance1.txt"))
+    solution = read_solution(str(cases_dir / "curtois_instance1.solution.json"))
+    report = check(problem, solution.assignments)
+    assert report.ok
+    assert report.objective == 607
+    assert report.parts["under"] + report.parts["over"] + report.parts["requests"] == 607
