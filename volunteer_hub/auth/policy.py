@@ -204,3 +204,31 @@ def mask_id_number(number: str | None) -> str | None:
     if not number:
         return number
     return number[:4] + "*" * max(len(number) - 8, 4) + number[-4:] if len(number) > 8 else "****"
+
+
+# ---------------------------------------------------------------------- shift plans
+# Posts, plans, solve runs and assignments belong to a branch: its coordinators manage them,
+# the secretary-general and admins may look at all of them.
+
+
+def can_manage_branch_plans(actor: Actor, branch_id: int) -> bool:
+    """Create posts and plans, solve, adjust and publish in this branch."""
+    return actor.is_admin or actor.coordinates(branch_id)
+
+
+def can_view_branch_plans(actor: Actor, branch_id: int) -> bool:
+    return actor.sees_everything or actor.coordinates(branch_id)
+
+
+def plan_branch_scope(actor: Actor) -> set[int] | None:
+    """Branches whose plans the actor may list; None = all.
+
+    :raise Forbidden: the actor coordinates no branch and is not federation-wide.
+    """
+    if actor.sees_everything:
+        return None
+    scope = actor.branches_as(Role.COORDINATOR)
+    if scope is None:
+        return None
+    require(bool(scope), "Only coordinators, the secretary-general and admins see plans.")
+    return scope
