@@ -1,0 +1,1 @@
+"""Benchmark harnesses, each runnable as `python -m bench.<name>`; `python -m bench` runs all."""

@@ -1,0 +1,123 @@
+"""Curtois & Qu Instance1-24: our solver's rosters, re-scored by the checker, against the best
+known objectives.
+
+    python -m bench.solver_curtois [--time-limits 10,60] [--instances 1-24] [--workers 2]
+
+Prints one row per instance and time limit: the checker's objective (never the solver's own
+claim), the best known value from the benchmark README, the gap, the checker's verdict and the
+wall time. Results also go to bench/results/solver_curtois.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    DATA_DIR,
+    format_table,
+    gap_percent,
+    log,
+    parse_floats,
+    parse_ints,
+    solve_timed,
+    write_results,
+)
+from scheduling.checker import check
+from scheduling.curtois import read_curtois
+
+CURTOIS_DIR = DATA_DIR / "curtois"
+
+
+def best_known(readme: Path) -> dict[int, int]:
+    """The 'best known' column of the README's table, by instance number."""
+    found: dict[int, int] = {}
+    in_table = False
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        if line.startswith("| instance | best known"):
+            in_table = True
+            continue
+        if in_table:
+            match = re.match(r"\|\s*(\d+)\s*\|\s*(\d+)\s*\|", line)
+            if match:
+                found[int(match.group(1))] = int(match.group(2))
+            elif not line.startswith("|"):
+                break
+    return found
+
+
+def run_one(number: int, limit: float, workers: int, seed: int, best: int | None) -> dict[str, Any]:
+    path = CURTOIS_DIR / f"Instance{number}.txt"
+    began = time.perf_counter()
+    problem = read_curtois(str(path))
+    solution, solve_s = solve_timed(problem, limit, workers, seed, f"Instance{number}@{limit:g}s")
+    wall = time.perf_counter() - began
+    report = check(problem, solution.assignments)
+    feasible = bool(solution.assignments) or solution.status in ("optimal", "feasible")
+    objective = report.objective if feasible else None
+    return {
+        "instance": number,
+        "time_limit_s": limit,
+        "status": solution.status,
+        "objective": objective,
+        "claimed": solution.objective,
+        "bound": solution.bound,
+        "best_known": best,
+        "gap_pct": gap_percent(objective, best),
+        "violations": len(report.violations),
+        "verdict": "ok" if report.ok else f"{len(report.violations)} violations",
+        "solve_s": round(solve_s, 1),
+        "wall_s": round(wall, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--time-limits", type=parse_floats, default=[10.0, 60.0])
+    parser.add_argument("--instances", type=parse_ints, default=list(range(1, 25)))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    best = best_known(CURTOIS_DIR / "README.md")
+    rows: list[dict[str, Any]] = []
+    for number in args.instances:
+        for limit in args.time_limits:
+            log(f"Instance{number} at {limit:g}s")
+            rows.append(run_one(number, limit, args.workers, args.seed, best.get(number)))
+    headers = [
+        "instance",
+        "limit s",
+        "status",
+        "objective",
+        "best known",
+        "gap %",
+        "checker",
+        "wall s",
+    ]
+    print(
+        format_table(
+            headers,
+            [
+                [
+                    r["instance"],
+                    f"{r['time_limit_s']:g}",
+                    r["status"],
+                    r["objective"],
+                    r["best_known"],
+                    r["gap_pct"],
+                    r["verdict"],
+                    r["wall_s"],
+                ]
+                for r in rows
+            ],
+        )
+    )
+    log(f"results: {write_results('solver_curtois', rows)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
