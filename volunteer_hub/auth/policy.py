@@ -232,3 +232,41 @@ def plan_branch_scope(actor: Actor) -> set[int] | None:
         return None
     require(bool(scope), "Only coordinators, the secretary-general and admins see plans.")
     return scope
+
+
+# ---------------------------------------------------------------------- incidents
+# An incident belongs to a branch. Grid workers, squad leaders and coordinators of the branch
+# report; its coordinators (and the secretary-general, admins) manage and see everything; the
+# reporter and every volunteer offered the incident may see it; everyone else finds nothing.
+
+
+def can_report_incident(actor: Actor, branch_id: int) -> bool:
+    return (
+        actor.sees_everything
+        or actor.coordinates(branch_id)
+        or actor.has(Role.GRID_WORKER, branch_id=branch_id)
+        or actor.has(Role.SQUAD_LEADER, branch_id=branch_id)
+    )
+
+
+def can_manage_incident(actor: Actor, branch_id: int) -> bool:
+    """Dispatch by hand, cancel, resolve, see every offer and the timeline."""
+    return actor.sees_everything or actor.coordinates(branch_id)
+
+
+def can_view_incident(actor: Actor, branch_id: int, reporter_id: int, offered: bool) -> bool:
+    return offered or actor.member_id == reporter_id or can_manage_incident(actor, branch_id)
+
+
+def incident_list_scope(actor: Actor) -> set[int] | None:
+    """Branches whose incidents the actor may list; None = all.
+
+    :raise Forbidden: the actor coordinates no branch and is not federation-wide.
+    """
+    if actor.sees_everything:
+        return None
+    scope = actor.branches_as(Role.COORDINATOR)
+    if scope is None:
+        return None
+    require(bool(scope), "Only coordinators, the secretary-general and admins list incidents.")
+    return scope
