@@ -270,3 +270,41 @@ def incident_list_scope(actor: Actor) -> set[int] | None:
         return None
     require(bool(scope), "Only coordinators, the secretary-general and admins list incidents.")
     return scope
+
+
+# ---------------------------------------------------------------------- attendance and hours
+# Attendance at a post belongs to the post's (branch, town): its squad leader and the branch's
+# coordinators confirm and correct it; the secretary-general and admins may too. Hours reports
+# are federation-wide for the secretary-general and admins, one branch for its coordinators.
+
+
+def can_manage_attendance(actor: Actor, branch_id: int, town_id: int | None) -> bool:
+    """Confirm, correct a check-in or check-out of an assignment at a post of this scope."""
+    return (
+        actor.sees_everything
+        or actor.coordinates(branch_id)
+        or actor.leads_squad(branch_id, town_id)
+    )
+
+
+def can_award_hours(actor: Actor, branch_id: int) -> bool:
+    """Award off-plan hours or reverse a ledger entry in the branch."""
+    return actor.sees_everything or actor.coordinates(branch_id)
+
+
+def hours_report_scope(actor: Actor, branch_id: int | None) -> frozenset[int] | None:
+    """Branches a report may cover; None = all. A coordinator asking for no branch gets theirs.
+
+    :raise Forbidden: not a coordinator, secretary-general or admin, or another branch.
+    """
+    if actor.sees_everything:
+        return None if branch_id is None else frozenset({branch_id})
+    scope = actor.branches_as(Role.COORDINATOR)
+    require(
+        scope is None or bool(scope),
+        "Only coordinators, the secretary-general and admins see hours reports.",
+    )
+    if branch_id is not None:
+        require(scope is None or branch_id in scope, "You coordinate another branch.")
+        return frozenset({branch_id})
+    return None if scope is None else frozenset(scope)
