@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from volunteer_hub.extensions import Base
@@ -21,6 +21,16 @@ from volunteer_hub.models.types import JSONType, UTCDateTime, utcnow
 class Platform(enum.StrEnum):
     ANDROID = "android"
     IOS = "ios"
+
+
+class DeliveryStatus(enum.StrEnum):
+    SENT = "sent"
+    REJECTED = "rejected"
+
+
+class AnnouncementStatus(enum.StrEnum):
+    FANNING_OUT = "fanning_out"
+    DONE = "done"
 
 
 class OutboxStatus(enum.StrEnum):
@@ -93,3 +103,59 @@ class InboxItem(Base):
     visible_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OutboxDelivery(Base):
+    """A device that already has an outbox row's push, so a retry of the row skips it.
+
+    Written only for rows that stay pending after an attempt (some device must be retried);
+    a row settled in one attempt needs no per-device record, which keeps the common path to
+    one UPDATE per batch.
+    """
+
+    __tablename__ = "outbox_delivery"
+    __table_args__ = (UniqueConstraint("outbox_id", "device_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(
+        ForeignKey("outbox_message.id", ondelete="CASCADE"), index=True
+    )
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"), index=True)
+    status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus, "delivery_status"))
+    fcm_name: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Announcement(Base):
+    """A notice to every active member of a branch, a town, or a branch's squad in a town.
+
+    Fan-out writes one outbox row per member in chunks; `cursor` is the last member id done,
+    so a fan-out cut short (a crashed request) is finished by the worker without duplicates.
+    """
+
+    __tablename__ = "announcement"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("member.id", ondelete="SET NULL"))
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branch.id"))
+    town_id: Mapped[int | None] = mapped_column(ForeignKey("town.id"))
+    title: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[AnnouncementStatus] = mapped_column(
+        enum_column(AnnouncementStatus, "announcement_status"),
+        default=AnnouncementStatus.FANNING_OUT,
+    )
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobTick(Base):
+    """The last tick a once-per-tick job ran, checked under its advisory lock."""
+
+    __tablename__ = "job_tick"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_tick: Mapped[datetime] = mapped_column(UTCDateTime)
