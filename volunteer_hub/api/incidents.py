@@ -15,16 +15,16 @@ from volunteer_hub.extensions import db
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.schemas.common import PageArgs
 from volunteer_hub.schemas.incidents import (
-    CancelArgs,
-    DispatchArgs,
+    IncidentCancelArgs,
+    IncidentDispatchArgs,
     IncidentArgs,
     IncidentListArgs,
     IncidentPageSchema,
     IncidentSchema,
     MyOfferPageSchema,
-    OfferSchema,
-    PositionArgs,
-    ResolveArgs,
+    IncidentOfferSchema,
+    IncidentPositionArgs,
+    IncidentResolveArgs,
 )
 from volunteer_hub.services import incidents
 from volunteer_hub.services.incidents import DispatchSettings
@@ -89,8 +89,8 @@ class IncidentById(MethodView):
 @blp.route("/incidents/<int(min=1, max=2147483647):incident_id>/arrive")
 class Arrive(MethodView):
     @jwt_required()
-    @blp.arguments(PositionArgs)
-    @blp.response(200, OfferSchema)
+    @blp.arguments(IncidentPositionArgs)
+    @blp.response(200, IncidentOfferSchema)
     @blp.doc(security=BEARER)
     def post(self, args: dict[str, float], incident_id: int) -> dict[str, Any]:
         """A responder arrives at the scene (again: updates their position)."""
@@ -109,7 +109,7 @@ class Arrive(MethodView):
 @blp.route("/incidents/<int(min=1, max=2147483647):incident_id>/resolve")
 class Resolve(MethodView):
     @jwt_required()
-    @blp.arguments(ResolveArgs)
+    @blp.arguments(IncidentResolveArgs)
     @blp.response(200, IncidentSchema)
     @blp.doc(security=BEARER)
     def post(self, args: dict[str, Any], incident_id: int) -> dict[str, Any]:
@@ -123,8 +123,8 @@ class Resolve(MethodView):
 @blp.route("/incidents/<int(min=1, max=2147483647):incident_id>/dispatch")
 class Dispatch(MethodView):
     @jwt_required()
-    @blp.arguments(DispatchArgs)
-    @blp.response(201, OfferSchema)
+    @blp.arguments(IncidentDispatchArgs)
+    @blp.response(201, IncidentOfferSchema)
     @blp.doc(security=BEARER)
     def post(self, args: dict[str, int], incident_id: int) -> dict[str, Any]:
         """A coordinator calls out a named volunteer of the branch."""
@@ -142,7 +142,7 @@ class Dispatch(MethodView):
 @blp.route("/incidents/<int(min=1, max=2147483647):incident_id>/cancel")
 class Cancel(MethodView):
     @jwt_required()
-    @blp.arguments(CancelArgs)
+    @blp.arguments(IncidentCancelArgs)
     @blp.response(200, IncidentSchema)
     @blp.doc(security=BEARER)
     def post(self, args: dict[str, str], incident_id: int) -> dict[str, Any]:
@@ -171,7 +171,7 @@ class MyOffers(MethodView):
 @blp.route("/offers/<int(min=1, max=2147483647):offer_id>/accept")
 class AcceptOffer(MethodView):
     @jwt_required()
-    @blp.response(200, OfferSchema)
+    @blp.response(200, IncidentOfferSchema)
     @blp.alt_response(409, description="The incident is already staffed or closed")
     @blp.doc(security=BEARER)
     def post(self, offer_id: int) -> dict[str, Any]:
@@ -183,7 +183,7 @@ class AcceptOffer(MethodView):
 @blp.route("/offers/<int(min=1, max=2147483647):offer_id>/decline")
 class DeclineOffer(MethodView):
     @jwt_required()
-    @blp.response(200, OfferSchema)
+    @blp.response(200, IncidentOfferSchema)
     @blp.doc(security=BEARER)
     def post(self, offer_id: int) -> dict[str, Any]:
         """Decline a call-out; you will not be asked for this incident again."""

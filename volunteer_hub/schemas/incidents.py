@@ -47,12 +47,12 @@ class IncidentListArgs(PageArgs):
     branch = fields.String(validate=validate.Length(1, 32))
 
 
-class PositionArgs(StrictSchema):
+class IncidentPositionArgs(StrictSchema):
     lat = Latitude(required=True)
     lon = Longitude(required=True)
 
 
-class ResolveArgs(StrictSchema):
+class IncidentResolveArgs(StrictSchema):
     outcome = fields.String(
         required=True,
         validate=validate.Length(1, 24),
@@ -64,23 +64,23 @@ class ResolveArgs(StrictSchema):
     note = fields.String(load_default=None, allow_none=True, validate=validate.Length(0, 1000))
 
 
-class DispatchArgs(StrictSchema):
+class IncidentDispatchArgs(StrictSchema):
     member = Id(required=True)
 
 
-class CancelArgs(StrictSchema):
+class IncidentCancelArgs(StrictSchema):
     reason = fields.String(required=True, validate=validate.Length(1, 500))
 
 
-class OfferMemberSchema(Schema):
+class IncidentOfferMemberSchema(Schema):
     id = fields.Integer()
     name = fields.String()
 
 
-class OfferSchema(Schema):
+class IncidentOfferSchema(Schema):
     id = fields.Integer()
     incident = fields.Integer()
-    member = fields.Nested(OfferMemberSchema)
+    member = fields.Nested(IncidentOfferMemberSchema)
     wave = fields.Integer()
     distance_m = fields.Integer(allow_none=True)
     dispatched_by = fields.Integer(allow_none=True)
@@ -95,7 +95,7 @@ class OfferSchema(Schema):
     minutes_credited = fields.Integer(allow_none=True)
 
 
-class OfferIncidentSchema(Schema):
+class OfferIncidentSummarySchema(Schema):
     id = fields.Integer()
     kind = fields.String()
     lat = fields.Float()
@@ -106,11 +106,11 @@ class OfferIncidentSchema(Schema):
     status = fields.String()
 
 
-class MyOfferSchema(OfferSchema):
-    incident_summary = fields.Nested(OfferIncidentSchema)
+class MyIncidentOfferSchema(IncidentOfferSchema):
+    incident_summary = fields.Nested(OfferIncidentSummarySchema)
 
 
-class TimelineEntrySchema(Schema):
+class IncidentTimelineEntrySchema(Schema):
     at = fields.DateTime()
     action = fields.String()
     actor = fields.Integer(allow_none=True)
@@ -141,9 +141,9 @@ class IncidentSchema(Schema):
     outcome = fields.String(allow_none=True)
     outcome_note = fields.String(allow_none=True)
     created_at = fields.DateTime()
-    offers = fields.List(fields.Nested(OfferSchema))
+    offers = fields.List(fields.Nested(IncidentOfferSchema))
     timeline = fields.List(
-        fields.Nested(TimelineEntrySchema),
+        fields.Nested(IncidentTimelineEntrySchema),
         metadata={"description": "coordinators and the reporter only"},
     )
 
@@ -166,4 +166,4 @@ class IncidentListItemSchema(Schema):
 
 
 IncidentPageSchema = page_schema(IncidentListItemSchema, "IncidentPage")
-MyOfferPageSchema = page_schema(MyOfferSchema, "MyOfferPage")
+MyOfferPageSchema = page_schema(MyIncidentOfferSchema, "MyIncidentOfferPage")
