@@ -349,4 +349,3 @@ class SlotOfferSchema(Schema):
 
 class SlotOfferListSchema(Schema):
     items = fields.List(fields.Nested(SlotOfferSchema))
-
