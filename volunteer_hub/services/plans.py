@@ -279,11 +279,12 @@ def generate_shifts(session: Session, actor: Actor, plan_id: int, tz_name: str) 
     if plan.town_id is not None:
         query = query.where(Post.town_id == plan.town_id)
     templates = list(session.scalars(query))
-    existing = set(
-        session.execute(
+    existing = {
+        tuple(row)
+        for row in session.execute(
             select(Shift.post_id, Shift.starts_at, Shift.ends_at).where(Shift.plan_id == plan.id)
-        ).tuples()
-    )
+        )
+    }
     created = []
     day = plan.starts_on
     while day <= plan.ends_on:

@@ -145,7 +145,7 @@ def find_conflicts(session: Session, plan_id: int, final: Sequence[_Row]) -> lis
                 select(Member.id, Member.name).where(
                     Member.id.in_({c["member"] for c in conflicts})
                 )
-            ).tuples()
+            )
         )
         for conflict in conflicts:
             conflict["name"] = names.get(conflict["member"], "")
