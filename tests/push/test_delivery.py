@@ -234,7 +234,11 @@ def test_reminders_are_sent_when_due_and_not_before(
     push.add_device(member, "phone")
     now = utcnow()
     starts = now + timedelta(hours=30)
-    params = {"assignment_id": "41", "post": "东湖花园南门", **shift_params(starts, starts + timedelta(hours=8))}
+    params = {
+        "assignment_id": "41",
+        "post": "东湖花园南门",
+        **shift_params(starts, starts + timedelta(hours=8)),
+    }
     rows = push.run(
         lambda session: [
             m.id
