@@ -140,13 +140,14 @@ def find_conflicts(session: Session, plan_id: int, final: Sequence[_Row]) -> lis
                 if own[0] < other[1] and other[0] < own[1]:
                     conflicts.append(_conflict(member_id, own, other))
     if conflicts:
-        names = dict(
-            session.execute(
+        names = {
+            row.id: row.name
+            for row in session.execute(
                 select(Member.id, Member.name).where(
                     Member.id.in_({c["member"] for c in conflicts})
                 )
             )
-        )
+        }
         for conflict in conflicts:
             conflict["name"] = names.get(conflict["member"], "")
     return conflicts
