@@ -17,7 +17,7 @@ from volunteer_hub.schemas.members_admin import (
     MemberListArgs,
     MemberPageSchema,
     MemberPatchArgs,
-    ReasonArgs,
+    MemberReasonArgs,
     RoleGrantArgs,
     RoleGrantSchema,
 )
@@ -114,7 +114,7 @@ def _status_change(member_id: int, status: MemberStatus, reason: str) -> dict[st
 @blp.route(f"/members/<{ID}:member_id>/suspend")
 class Suspend(MethodView):
     @jwt_required()
-    @blp.arguments(ReasonArgs)
+    @blp.arguments(MemberReasonArgs)
     @blp.response(200, MemberDetailSchema)
     @blp.alt_response(403, description="May not manage this member, or it is the caller")
     @blp.alt_response(404, description="No such member, or one the caller may not see")
@@ -128,7 +128,7 @@ class Suspend(MethodView):
 @blp.route(f"/members/<{ID}:member_id>/reactivate")
 class Reactivate(MethodView):
     @jwt_required()
-    @blp.arguments(ReasonArgs)
+    @blp.arguments(MemberReasonArgs)
     @blp.response(200, MemberDetailSchema)
     @blp.alt_response(403, description="May not manage this member, or it is the caller")
     @blp.alt_response(404, description="No such member, or one the caller may not see")

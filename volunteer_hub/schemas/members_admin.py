@@ -9,7 +9,14 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from volunteer_hub.models import BRANCH_CODES, MemberStatus, Role
-from volunteer_hub.schemas.common import AwareDateTime, Id, PageArgs, StrictSchema, page_schema
+from volunteer_hub.schemas.common import (
+    MAX_ID,
+    AwareDateTime,
+    Id,
+    PageArgs,
+    StrictSchema,
+    page_schema,
+)
 from volunteer_hub.schemas.members import MemberSchema
 
 PHONE_PATTERN = r"^1[3-9]\d{9}$"
@@ -56,7 +63,8 @@ def _lon(**kwargs: Any) -> fields.Float:
 
 class MemberListArgs(PageArgs):
     branch = _code(BRANCH_CODES)
-    town = Id()
+    # Not Id(): query strings are text, so a strict integer would refuse every value.
+    town = fields.Integer(validate=validate.Range(1, MAX_ID))
     skill = _code()
     q = fields.String(
         validate=validate.Length(1, 64),
@@ -106,7 +114,7 @@ class MemberPatchArgs(MemberWriteBase):
             raise ValidationError("Give at least one field to change.")
 
 
-class ReasonArgs(StrictSchema):
+class MemberReasonArgs(StrictSchema):
     reason = fields.String(required=True, validate=validate.Length(1, 500))
 
 

@@ -8,7 +8,8 @@ raises a domain error. Changes to a member leave an audit row in the same transa
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -258,10 +259,17 @@ def _apply(session: Session, member: Member, data: dict[str, Any]) -> None:
     _check_home(member)
 
 
-def _commit_member(session: Session) -> None:
-    """:raise Conflict: a concurrent request registered the same phone first."""
+@contextmanager
+def _phone_unique(session: Session) -> Iterator[None]:
+    """Turn the unique-phone violation of a concurrent registration into a 409.
+
+    The phone is checked first for a clear answer; two requests racing past that check meet
+    the unique constraint at flush or commit, whichever comes first.
+
+    :raise Conflict: the phone was taken meanwhile.
+    """
     try:
-        session.commit()
+        yield
     except IntegrityError:
         session.rollback()
         raise Conflict(
@@ -294,13 +302,14 @@ def create_member(session: Session, actor: Actor, data: dict[str, Any]) -> Membe
     )
     member.is_core = False
     member.skills = []
-    _apply(session, member, data)
-    session.add(member)
-    session.flush()
-    audit.record(
-        session, actor.member_id, "member.create", "member", member.id, after=snapshot(member)
-    )
-    _commit_member(session)
+    with _phone_unique(session):
+        _apply(session, member, data)
+        session.add(member)
+        session.flush()
+        audit.record(
+            session, actor.member_id, "member.create", "member", member.id, after=snapshot(member)
+        )
+        session.commit()
     return member
 
 
@@ -333,19 +342,20 @@ def update_member(session: Session, actor: Actor, member_id: int, data: dict[str
             data.setdefault(field, None)
         _identity_defaults(data)
     before = snapshot(member)
-    _apply(session, member, data)
-    after = snapshot(member)
-    if after != before:
-        audit.record(
-            session,
-            actor.member_id,
-            "member.update",
-            "member",
-            member.id,
-            before=before,
-            after=after,
-        )
-    _commit_member(session)
+    with _phone_unique(session):
+        _apply(session, member, data)
+        after = snapshot(member)
+        if after != before:
+            audit.record(
+                session,
+                actor.member_id,
+                "member.update",
+                "member",
+                member.id,
+                before=before,
+                after=after,
+            )
+        session.commit()
     return member
 
 
@@ -443,16 +453,16 @@ def grant_role(
         raise Conflict("The member already holds this role.")
     grant = RoleGrant(role=role, branch_id=branch_id, town_id=town, granted_by=actor.member_id)
     member.roles.append(grant)
-    session.flush()
-    audit.record(
-        session,
-        actor.member_id,
-        "role.grant",
-        "member",
-        member.id,
-        after={"grant": grant.id, "role": role.value, "branch": branch, "town": town},
-    )
     try:
+        session.flush()
+        audit.record(
+            session,
+            actor.member_id,
+            "role.grant",
+            "member",
+            member.id,
+            after={"grant": grant.id, "role": role.value, "branch": branch, "town": town},
+        )
         session.commit()
     except IntegrityError:
         session.rollback()

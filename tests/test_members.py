@@ -1,0 +1,436 @@
+"""The members API: listing with filters and scope, detail, adding, changing, suspending and
+granting roles, with their audit rows."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, select
+
+from tests.conftest import TEST_PASSWORD, Factory
+from volunteer_hub.extensions import db
+from volunteer_hub.models import AuditLog, Member, MemberStatus, RoleGrant
+from volunteer_hub.schemas.members_admin import id_number_check_char
+
+API = "/api/v1"
+
+
+def valid_id_number(body: str = "33021219850612001") -> str:
+    return body + id_number_check_char(body)
+
+
+def audit_rows(app: Flask, action: str) -> list[AuditLog]:
+    with app.app_context():
+        rows = list(db.session.scalars(select(AuditLog).where(AuditLog.action == action)))
+        db.session.expunge_all()
+        return rows
+
+
+def new_member(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "王小明",
+        "phone": "13612345678",
+        "branches": ["patrol"],
+        "skills": [{"code": "first_aid", "expires_on": "2030-01-01"}, {"code": "leader"}],
+        "home_lat": 29.82,
+        "home_lon": 121.55,
+        "is_core": True,
+    }
+    body.update(overrides)
+    return body
+
+
+# ---------------------------------------------------------------------- listing
+
+
+def test_coordinator_lists_own_branch_only(client: FlaskClient, factory: Factory) -> None:
+    coordinator = factory.create_member(roles=(("coordinator", "patrol", None),))
+    patrol = factory.create_member(name="巡防甲", branches=("patrol",))
+    factory.create_member(name="调解乙", branches=("mediation",))
+    response = client.get(f"{API}/members", headers=factory.headers(coordinator))
+    assert response.status_code == 200
+    ids = {item["id"] for item in response.get_json()["items"]}
+    assert ids == {coordinator, patrol}
+    other = client.get(f"{API}/members?branch=mediation", headers=factory.headers(coordinator))
+    assert other.status_code == 403
+    assert other.mimetype == "application/problem+json"
+
+
+def test_secretary_general_lists_everyone_and_volunteers_none(
+    client: FlaskClient, factory: Factory
+) -> None:
+    sg = factory.create_member(branches=(), roles=(("secretary_general", None, None),))
+    volunteer = factory.create_member()
+    factory.create_member(branches=("mediation",))
+    body = client.get(f"{API}/members?page_size=2", headers=factory.headers(sg)).get_json()
+    assert body["total"] == 3
+    assert len(body["items"]) == 2
+    assert (body["page"], body["page_size"]) == (1, 2)
+    assert client.get(f"{API}/members", headers=factory.headers(volunteer)).status_code == 403
+    assert client.get(f"{API}/members").status_code == 401
+
+
+def test_filters_by_town_skill_name_phone_and_status(
+    client: FlaskClient, factory: Factory, app: Flask
+) -> None:
+    town_a = factory.create_town("甲街道")
+    town_b = factory.create_town("乙街道")
+    admin = factory.create_member(branches=(), roles=(("admin", None, None),))
+    medic = factory.create_member(
+        name="张急救", phone="13811112222", town_id=town_a, skills=("first_aid",)
+    )
+    expired = factory.create_member(
+        name="李过期",
+        town_id=town_a,
+        skills=("first_aid",),
+        skill_expiry=date.today() - timedelta(days=3),
+    )
+    far = factory.create_member(name="张远", town_id=town_b)
+    headers = factory.headers(admin)
+
+    def ids(query: str) -> set[int]:
+        response = client.get(f"{API}/members?{query}", headers=headers)
+        assert response.status_code == 200, response.get_json()
+        return {item["id"] for item in response.get_json()["items"]}
+
+    assert ids(f"town={town_a}") == {medic, expired}
+    assert ids("skill=first_aid") == {medic}  # the expired certificate does not count
+    assert ids("q=张") == {medic, far}
+    assert ids("q=1111") == {medic}
+    assert ids("q=%25") == set()  # a LIKE wildcard is matched literally
+    assert ids(f"town={town_a}&q=李") == {expired}
+    with app.app_context():
+        db.session.get_one(Member, far).status = MemberStatus.SUSPENDED
+        db.session.commit()
+    assert ids("status=suspended") == {far}
+
+
+def test_list_rejects_bad_filters(client: FlaskClient, factory: Factory) -> None:
+    admin = factory.create_member(branches=(), roles=(("admin", None, None),))
+    headers = factory.headers(admin)
+    for query, field in [
+        ("branch=nope", "branch"),
+        ("skill=juggling", "skill"),
+        ("town=99999999999999", "town"),
+        ("town=abc", "town"),
+        ("page=0", "page"),
+        ("page_size=501", "page_size"),
+        ("status=gone", "status"),
+        ("q=" + "x" * 65, "q"),
+    ]:
+        response = client.get(f"{API}/members?{query}", headers=headers)
+        assert response.status_code == 422, (query, response.get_json())
+        assert field in response.get_json()["errors"], (query, response.get_json())
+
+
+def test_list_loads_a_page_in_a_fixed_number_of_queries(
+    client: FlaskClient, factory: Factory, app: Flask
+) -> None:
+    admin = factory.create_member(branches=(), roles=(("admin", None, None),))
+    for index in range(30):
+        factory.create_member(
+            name=f"队员{index}", branches=("patrol", "rescue"), skills=("first_aid", "leader")
+        )
+    headers = factory.headers(admin)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = client.get(f"{API}/members?page_size=50", headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200
+    assert len(response.get_json()["items"]) == 31
+    # Token and actor checks, count, page, branches, skills: nothing per member.
+    assert len(statements) <= 10, statements
+
+
+# ---------------------------------------------------------------------- detail
+
+
+def test_detail_visibility_and_masking(client: FlaskClient, factory: Factory) -> None:
+    town = factory.create_town()
+    member = factory.create_member(phone="13812341234", town_id=town)
+    leader = factory.create_member(town_id=town, roles=(("squad_leader", "patrol", town),))
+    stranger = factory.create_member()
+    other_coordinator = factory.create_member(
+        branches=("mediation",), roles=(("coordinator", "mediation", None),)
+    )
+    url = f"{API}/members/{member}"
+    own = client.get(url, headers=factory.headers(member)).get_json()
+    assert own["phone"] == "13812341234"
+    assert own["id_number"] == "330212199001011234"
+    led = client.get(url, headers=factory.headers(leader))
+    assert led.status_code == 200
+    assert led.get_json()["phone"] == "138****1234"
+    assert led.get_json()["id_number"] == "3302**********1234"
+    assert led.get_json()["home_lat"] is None
+    assert client.get(url, headers=factory.headers(stranger)).status_code == 404
+    assert client.get(url, headers=factory.headers(other_coordinator)).status_code == 404
+    huge = client.get(f"{API}/members/99999999999999999", headers=factory.headers(member))
+    assert huge.status_code == 404
+
+
+# ---------------------------------------------------------------------- adding
+
+
+def test_coordinator_adds_a_member_who_can_sign_in(
+    client: FlaskClient, factory: Factory, app: Flask
+) -> None:
+    coordinator = factory.create_member(roles=(("coordinator", "patrol", None),))
+    town = factory.create_town()
+    body = new_member(town=town, id_number=valid_id_number(), password="a good password")
+    response = client.post(f"{API}/members", json=body, headers=factory.headers(coordinator))
+    assert response.status_code == 201, response.get_json()
+    created = response.get_json()
+    assert created["branches"] == ["patrol"]
+    assert created["skills"] == ["first_aid", "leader"]
+    assert (created["birth_year"], created["gender"]) == (1985, "male")  # from the id number
+    assert created["town"] == town
+    login = client.post(
+        f"{API}/auth/login", json={"phone": "13612345678", "password": "a good password"}
+    )
+    assert login.status_code == 200
+    (row,) = audit_rows(app, "member.create")
+    assert row.actor_id == coordinator
+    assert row.object_id == created["id"]
+    assert row.after is not None and row.after["phone"] == "13612345678"
+
+
+def test_a_member_added_without_password_cannot_sign_in(
+    client: FlaskClient, factory: Factory
+) -> None:
+    admin = factory.create_member(branches=(), roles=(("admin", None, None),))
+    response = client.post(f"{API}/members", json=new_member(), headers=factory.headers(admin))
+    assert response.status_code == 201
+    for password in ("", TEST_PASSWORD, "None"):
+        login = client.post(
+            f"{API}/auth/login", json={"phone": "13612345678", "password": password}
+        )
+        assert login.status_code in (401, 422)
+
+
+def test_adding_refuses_other_branches_duplicates_and_bad_fields(
+    client: FlaskClient, factory: Factory
+) -> None:
+    coordinator = factory.create_member(roles=(("coordinator", "patrol", None),))
+    headers = factory.headers(coordinator)
+    other = client.post(f"{API}/members", json=new_member(branches=["rescue"]), headers=headers)
+    assert other.status_code == 403
+    both = client.post(
+        f"{API}/members", json=new_member(branches=["patrol", "rescue"]), headers=headers
+    )
+    assert both.status_code == 403
+    assert client.post(f"{API}/members", json=new_member(), headers=headers).status_code == 201
+    again = client.post(f"{API}/members", json=new_member(), headers=headers)
+    assert again.status_code == 409
+    assert "phone" in again.get_json()["errors"]
+    bad_id = valid_id_number()[:-1] + ("0" if valid_id_number()[-1] != "0" else "1")
+    for override, field in [
+        ({"phone": "12345678901"}, "phone"),
+        ({"phone": "1361234567"}, "phone"),
+        ({"id_number": bad_id}, "id_number"),
+        ({"id_number": "33021219851312001X"}, "id_number"),
+        ({"home_lat": 91}, "home_lat"),
+        ({"home_lon": -181}, "home_lon"),
+        ({"home_lon": None}, "home_lat"),
+        ({"town": 2**31}, "town"),
+        ({"town": 12345}, "town"),
+        ({"organization": 777}, "organization"),
+        ({"branches": []}, "branches"),
+        ({"branches": ["knitting"]}, "branches.0"),
+        ({"skills": [{"code": "juggling"}]}, "skills"),
+        ({"skills": [{"code": "first_aid", "expires_on": "soon"}]}, "skills.0.expires_on"),
+        ({"birth_year": "1990"}, "birth_year"),
+        ({"gender": "x"}, "gender"),
+        ({"password": "short"}, "password"),
+        ({"extra": 1}, "extra"),
+    ]:
+        body = new_member(**{"phone": "13500000001", **override})
+        response = client.post(f"{API}/members", json=body, headers=headers)
+        assert response.status_code == 422, (override, response.get_json())
+        errors = response.get_json()["errors"]
+        assert any(key.startswith(field.split(".")[0]) for key in errors), (override, errors)
+
+
+def test_nan_in_json_is_refused(client: FlaskClient, factory: Factory) -> None:
+    admin = factory.create_member(branches=(), roles=(("admin", None, None),))
+    raw = (
+        '{"name": "x", "phone": "13612345678", "branches": ["patrol"], '
+        '"home_lat": NaN, "home_lon": 121.5}'
+    )
+    response = client.post(
+        f"{API}/members",
+        data=raw,
+        content_type="application/json",
+        headers=factory.headers(admin),
+    )
+    assert response.status_code in (400, 422)
+    assert response.mimetype == "application/problem+json"
+
+
+def test_concurrent_adds_of_one_phone_give_one_member(
+    app: Flask, client: FlaskClient, factory: Factory
+) -> None:
+    admin = factory.create_member(branches=(), roles=(("admin", None, None),))
+    headers = factory.headers(admin)
+    statuses: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def add(index: int) -> None:
+        with app.test_client() as own:
+            barrier.wait()
+            body = new_member(name=f"并发{index}", password="a good password")
+            statuses.append(own.post(f"{API}/members", json=body, headers=headers).status_code)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201, 409, 409, 409]
+    with app.app_context():
+        count = len(db.session.scalars(select(Member).where(Member.phone == "13612345678")).all())
+    assert count == 1
+
+
+# ---------------------------------------------------------------------- changing
+
+
+def test_patch_is_audited_with_before_and_after(
+    client: FlaskClient, factory: Factory, app: Flask
+) -> None:
+    coordinator = factory.create_member(roles=(("coordinator", "patrol", None),))
+    member = factory.create_member(name="旧名字")
+    response = client.patch(
+        f"{API}/members/{member}",
+        json={"name": "新名字", "skills": [{"code": "driving", "expires_on": "2031-05-01"}]},
+        headers=factory.headers(coordinator),
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["name"] == "新名字"
+    assert response.get_json()["skills"] == ["driving"]
+    (row,) = audit_rows(app, "member.update")
+    assert row.before is not None and row.after is not None
+    assert (row.before["name"], row.after["name"]) == ("旧名字", "新名字")
+    assert row.after["skills"] == [["driving", "2031-05-01"]]
+
+
+def test_patch_refusals(client: FlaskClient, factory: Factory) -> None:
+    coordinator = factory.create_member(roles=(("coordinator", "patrol", None),))
+    member = factory.create_member(phone="13600000001")
+    factory.create_member(phone="13600000002")
+    hidden = factory.create_member(branches=("mediation",))
+    headers = factory.headers(coordinator)
+    url = f"{API}/members/{member}"
+    assert client.patch(url, json={}, headers=headers).status_code == 422
+    assert client.patch(url, json={"phone": "13600000002"}, headers=headers).status_code == 409
+    moved = client.patch(url, json={"branches": ["rescue"]}, headers=headers)
+    assert moved.status_code == 403
+    assert (
+        client.patch(f"{API}/members/{hidden}", json={"name": "x"}, headers=headers).status_code
+        == 404
+    )
+    own = client.patch(url, json={"name": "我自己"}, headers=factory.headers(member))
+    assert own.status_code == 403
+
+
+# ---------------------------------------------------------------------- status
+
+
+def test_suspension_stops_tokens_and_is_audited(
+    client: FlaskClient, factory: Factory, app: Flask
+) -> None:
+    coordinator = factory.create_member(roles=(("coordinator", "patrol", None),))
+    member = factory.create_member()
+    member_headers = factory.headers(member)
+    headers = factory.headers(coordinator)
+    assert client.get(f"{API}/me", headers=member_headers).status_code == 200
+    no_reason = client.post(f"{API}/members/{member}/suspend", json={}, headers=headers)
+    assert no_reason.status_code == 422
+    assert "reason" in no_reason.get_json()["errors"]
+    suspended = client.post(
+        f"{API}/members/{member}/suspend", json={"reason": "多次缺勤"}, headers=headers
+    )
+    assert suspended.status_code == 200
+    assert suspended.get_json()["status"] == "suspended"
+    assert client.get(f"{API}/me", headers=member_headers).status_code == 401
+    again = client.post(f"{API}/members/{member}/suspend", json={"reason": "x"}, headers=headers)
+    assert again.status_code == 409
+    back = client.post(
+        f"{API}/members/{member}/reactivate", json={"reason": "已说明情况"}, headers=headers
+    )
+    assert back.status_code == 200
+    assert client.get(f"{API}/me", headers=member_headers).status_code == 200
+    (row,) = audit_rows(app, "member.suspend")
+    assert (row.reason, row.actor_id, row.after) == (
+        "多次缺勤",
+        coordinator,
+        {"status": "suspended"},
+    )
+    assert len(audit_rows(app, "member.reactivate")) == 1
+    myself = client.post(
+        f"{API}/members/{coordinator}/suspend", json={"reason": "x"}, headers=headers
+    )
+    assert myself.status_code == 403
+
+
+# ---------------------------------------------------------------------- roles
+
+
+def test_granting_and_withdrawing_roles(client: FlaskClient, factory: Factory, app: Flask) -> None:
+    town = factory.create_town()
+    coordinator = factory.create_member(roles=(("coordinator", "patrol", None),))
+    sg = factory.create_member(branches=(), roles=(("secretary_general", None, None),))
+    member = factory.create_member(town_id=town)
+    headers = factory.headers(coordinator)
+    url = f"{API}/members/{member}/roles"
+    leader = {"role": "squad_leader", "branch": "patrol", "town": town}
+    granted = client.post(url, json=leader, headers=headers)
+    assert granted.status_code == 201, granted.get_json()
+    grant_id = granted.get_json()["id"]
+    assert client.post(url, json=leader, headers=headers).status_code == 409
+    for body, status in [
+        ({"role": "coordinator", "branch": "patrol"}, 403),
+        ({"role": "squad_leader", "branch": "patrol"}, 422),
+        ({"role": "squad_leader", "branch": "rescue", "town": town}, 403),
+        ({"role": "king"}, 422),
+        ({"role": "squad_leader", "branch": "patrol", "town": 2**31}, 422),
+    ]:
+        response = client.post(url, json=body, headers=headers)
+        assert response.status_code == status, (body, response.get_json())
+    by_sg = client.post(
+        url, json={"role": "coordinator", "branch": "patrol"}, headers=factory.headers(sg)
+    )
+    assert by_sg.status_code == 201
+    admin_by_sg = client.post(url, json={"role": "admin"}, headers=factory.headers(sg))
+    assert admin_by_sg.status_code == 403
+    scoped_sg = client.post(
+        url, json={"role": "secretary_general", "branch": "patrol"}, headers=factory.headers(sg)
+    )
+    assert scoped_sg.status_code == 422
+    me = client.get(f"{API}/members/{member}", headers=headers).get_json()
+    assert {(r["role"], r["branch"], r["town"]) for r in me["roles"]} == {
+        ("squad_leader", "patrol", town),
+        ("coordinator", "patrol", None),
+    }
+    # Another member's grant id through this member's path looks absent.
+    other_grant = client.get(f"{API}/members/{coordinator}", headers=headers).get_json()["roles"]
+    assert client.delete(f"{url}/{other_grant[0]['id']}", headers=headers).status_code == 404
+    assert client.delete(f"{url}/{grant_id}", headers=headers).status_code == 204
+    assert client.delete(f"{url}/{grant_id}", headers=headers).status_code == 404
+    assert len(audit_rows(app, "role.grant")) == 2
+    (revoked,) = audit_rows(app, "role.revoke")
+    assert revoked.before is not None and revoked.before["role"] == "squad_leader"
+    with app.app_context():
+        remaining = db.session.scalars(select(RoleGrant.role).where(RoleGrant.member_id == member))
+        assert [r.value for r in remaining] == ["coordinator"]
