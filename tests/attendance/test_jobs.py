@@ -1,0 +1,98 @@
+"""Worker sweeps, called directly with `now`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.attendance.conftest import World, iso, tap
+from tests.conftest import Factory
+from volunteer_hub.jobs import attendance as jobs
+from volunteer_hub.models import AuditLog
+from volunteer_hub.models.attendance import (
+    Attendance,
+    AttendanceStatus,
+    HoursEntry,
+    IdempotencyRecord,
+)
+from volunteer_hub.models.notifications import InboxItem, OutboxMessage
+from volunteer_hub.models.plans import Assignment, AssignmentStatus
+from volunteer_hub.models.types import utcnow
+
+
+def run(app: Flask, function, now) -> int:
+    with app.app_context():
+        return function(now)
+
+
+def test_forgotten_check_outs_close_at_the_shift_end(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    volunteer = factory.create_member()
+    now = utcnow()
+    starts, ends = now - timedelta(hours=3), now + timedelta(hours=1)
+    assignment = world.assignment(volunteer, post_id=world.post(), starts_at=starts, ends_at=ends)
+    tap(client, factory.headers(volunteer), assignment, client_time=iso(starts))
+    # Still inside the check-out window: nothing happens.
+    assert run(app, jobs.close_forgotten_check_outs, ends + timedelta(hours=1)) == 0
+    assert run(app, jobs.close_forgotten_check_outs, ends + timedelta(hours=2, minutes=1)) == 1
+    (att,) = world.rows(Attendance)
+    assert att.status == AttendanceStatus.AUTO_CLOSED
+    assert att.check_out_at == ends
+    assert att.service_minutes == 4 * 60
+    (entry,) = world.rows(HoursEntry)
+    assert entry.minutes == 240 and entry.turns == 1
+    (row,) = world.rows(Assignment)
+    assert row.status == AssignmentStatus.COMPLETED
+    assert world.rows(AuditLog, AuditLog.action == "attendance.auto_close")
+    # Idempotent: a second sweep finds nothing.
+    assert run(app, jobs.close_forgotten_check_outs, ends + timedelta(hours=3)) == 0
+
+
+def test_no_shows_are_marked_and_the_squad_leader_told(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    town = factory.create_town("东胜街道")
+    leader = factory.create_member(name="队长", roles=(("squad_leader", "patrol", town),))
+    factory.create_squad("patrol", town, leader_id=leader)
+    absent = factory.create_member(name="缺勤者")
+    present = factory.create_member(name="到岗者")
+    post = world.post(town_id=town, name="东胜路口")
+    starts = utcnow() - timedelta(minutes=10)
+    missed = world.assignment(absent, post_id=post, starts_at=starts)
+    came = world.assignment(present, post_id=post, starts_at=starts)
+    tap(client, factory.headers(present), came)
+
+    assert run(app, jobs.mark_no_shows, starts + timedelta(minutes=29)) == 0
+    assert run(app, jobs.mark_no_shows, starts + timedelta(minutes=31)) == 1
+    assert run(app, jobs.mark_no_shows, starts + timedelta(minutes=45)) == 0
+    statuses = {a.id: a.status for a in world.rows(Assignment)}
+    assert statuses[missed] == AssignmentStatus.NO_SHOW
+    assert statuses[came] == AssignmentStatus.ACCEPTED
+    (push,) = world.rows(OutboxMessage)
+    assert push.recipient_id == leader and push.kind == "no_show_notice"
+    assert push.params["volunteer"] == "缺勤者" and push.params["post"] == "东胜路口"
+    (item,) = world.rows(InboxItem)
+    assert "缺勤者" in item.title
+    assert world.rows(AuditLog, AuditLog.action == "assignment.no_show")
+
+
+def test_idempotency_records_are_kept_48_hours(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    tap(client, factory.headers(volunteer), assignment, key="keep-me")
+    now = utcnow()
+    assert run(app, jobs.purge_idempotency_records, now + timedelta(hours=47)) == 0
+    assert len(world.rows(IdempotencyRecord)) == 1
+    assert run(app, jobs.purge_idempotency_records, now + timedelta(hours=49)) == 1
+    assert world.rows(IdempotencyRecord) == []
+
+
+def test_the_sweep_command_runs(runner, factory: Factory) -> None:
+    result = runner.invoke(args=["hub", "attendance-sweep"])
+    assert result.exit_code == 0, result.output
+    assert "auto_closed" in result.output
