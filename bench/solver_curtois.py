@@ -86,7 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     for number in args.instances:
         for limit in args.time_limits:
             log(f"Instance{number} at {limit:g}s")
-            rows.append(run_one(number, limit, args.workers, args.seed, best.get(number)))
+            row = run_one(number, limit, args.workers, args.seed, best.get(number))
+            rows.append(row)
+            # Written as we go, so a run stopped part-way still leaves its figures.
+            write_results("solver_curtois", rows)
+            log(
+                f"  -> objective {row['objective']} (best known {row['best_known']}), "
+                f"checker {row['verdict']}, {row['wall_s']}s"
+            )
     headers = [
         "instance",
         "limit s",

@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         log(f"{size} volunteers, {args.time_limit:g}s limit")
         rows.append(run_child(size, args.time_limit, args.workers, args.seed))
+        write_results("solver_scale", rows)
     headers = [
         "volunteers",
         "shifts",

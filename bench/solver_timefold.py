@@ -114,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             row = run_one(instance, limit, args.workers, args.seed)
             row["timefold"] = theirs.get(instance, {}).get(f"{limit:g} s", "–")
             rows.append(row)
+            write_results("solver_timefold", rows)
+            log(
+                f"  -> unassigned {row['unassigned']}, hard {row['hard']}, soft {row['soft']}, "
+                f"checker {row['checker']}, {row['wall_s']}s"
+            )
     headers = [
         "instance",
         "limit s",
