@@ -163,7 +163,13 @@ def test_member_grouping_is_paged_most_minutes_first(
     assert [r["name"] for r in first["rows"]] == ["张三", "李四"]
     second = report(client, factory, ledger.sg, group_by="member", page_size=2, page=2).get_json()
     assert [r["name"] for r in second["rows"]] == ["王五"]
-    assert second["total_minutes"] == 315
+    assert second["total_minutes"] == 315 and second["members"] == 3
+    past = report(client, factory, ledger.sg, group_by="member", page_size=2, page=9).get_json()
+    assert past["rows"] == [] and past["total"] == 3
+    assert (past["total_minutes"], past["turns"], past["members"]) == (315, 4, 3)
+    month_member = report(client, factory, ledger.sg, group_by="month,member").get_json()
+    assert month_member["total"] == 3
+    assert month_member["rows"][0]["key"] == "2026-01/" + str(ledger.alice)
 
 
 def test_coordinators_see_their_branch_only(

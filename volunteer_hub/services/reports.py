@@ -180,8 +180,10 @@ def hours_report(
     """
     if not group_by or len(set(group_by)) != len(group_by) or set(group_by) - set(DIMENSIONS):
         raise ValueError(f"bad grouping {group_by!r}")
-    query = _grouped(group_by, flt)
     result: dict[str, Any] = {"group_by": list(group_by)}
+    if page is not None and list(group_by) == ["member"]:
+        return result | _member_page(session, flt, page, page_size)
+    query = _grouped(group_by, flt)
     if "member" in group_by:
         query = query.order_by(
             query.selected_columns.minutes.desc(), *[query.selected_columns[d] for d in group_by]
@@ -198,6 +200,40 @@ def hours_report(
         query = query.limit(page_size).offset((page - 1) * page_size)
     result["rows"] = _rows(session, group_by, session.execute(query).all())
     result.update(totals(session, flt))
+    return result
+
+
+def _member_page(session: Session, flt: Filter, page: int, page_size: int) -> dict[str, Any]:
+    """One page of the member grouping with the totals, from a single aggregation pass:
+    window sums over every member's row ride along with the page."""
+    grouped = _grouped(["member"], flt).subquery()
+    query = (
+        select(
+            grouped,
+            func.count().over().label("n_groups"),
+            func.sum(grouped.c.minutes).over().label("all_minutes"),
+            func.sum(grouped.c.turns).over().label("all_turns"),
+            func.sum(grouped.c.members).over().label("all_members"),
+        )
+        .order_by(grouped.c.minutes.desc(), grouped.c.member)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    raw = session.execute(query).all()
+    result: dict[str, Any] = {"rows": _rows(session, ["member"], raw), "page": page}
+    result["page_size"] = page_size
+    if raw:
+        first = raw[0]
+        result.update(
+            total=int(first.n_groups),
+            total_minutes=int(first.all_minutes or 0),
+            turns=int(first.all_turns or 0),
+            members=int(first.all_members or 0),
+        )
+        return result
+    # Past the last page: nothing to ride along with, so count separately.
+    counted = select(func.count()).select_from(grouped)
+    result.update(total=int(session.scalar(counted) or 0), **totals(session, flt))
     return result
 
 

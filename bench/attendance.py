@@ -1,0 +1,557 @@
+"""Check-in under load and hours reports over a year of ledger entries, on PostgreSQL.
+
+(a) `POST /assignments/{id}/check-in` through gunicorn (2 workers) with 100 concurrent
+    clients, each check-in a fresh assignment and key; the same load on `GET /health` (a bare
+    JSON endpoint of the same app). Targets: throughput ratio >= 0.5, check-in p99 < 100 ms.
+(b) 1,000,000 hours-ledger entries for a year of the demo federation (COPY), then the
+    month-by-branch report and the member report page through the app. Targets: < 200 ms and
+    < 300 ms (p50).
+
+Runs in a scratch database (`bench_attendance`), seeded with the demo federation, dropped
+afterwards.
+
+    .venv/bin/python -m bench.attendance [--members 40000] [--entries 1000000]
+        [--clients 100] [--requests 2000] [--samples 30] [--skip-http] [--skip-reports]
+        [--url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from flask import Flask
+from flask_jwt_extended import create_access_token
+from sqlalchemy import make_url, select
+
+from bench.common import format_table, log, write_results
+from volunteer_hub.app import create_app
+from volunteer_hub.extensions import db
+from volunteer_hub.models import Member, MemberBranch, Role, RoleGrant, Squad
+from volunteer_hub.models.plans import (
+    Assignment,
+    AssignmentStatus,
+    Plan,
+    PlanStatus,
+    Post,
+    PostKind,
+    Shift,
+    ShiftKind,
+)
+from volunteer_hub.models.types import utcnow
+
+DATABASE = "bench_attendance"
+ROOT = Path(__file__).resolve().parent.parent
+TZ = ZoneInfo("Asia/Shanghai")
+TARGET_RATIO = 0.5
+TARGET_CHECKIN_P99_MS = 100.0
+TARGET_MONTH_BRANCH_MS = 200.0
+TARGET_MEMBER_PAGE_MS = 300.0
+
+
+def _admin_run(url: str, sql: str) -> None:
+    admin = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": round(statistics.median(values), 2),
+        "p90_ms": round(percentile(values, 90), 2),
+        "p99_ms": round(percentile(values, 99), 2),
+        "max_ms": round(max(values), 2),
+    }
+
+
+def _token(member_id: int) -> str:
+    return create_access_token(
+        identity=str(member_id),
+        additional_claims={"fam": uuid.uuid4().hex, "tv": 0},
+        expires_delta=False,
+    )
+
+
+# ---------------------------------------------------------------------- (b) ledger + reports
+
+
+def fill_ledger(app: Flask, entries: int, year_end: date) -> None:
+    """COPY `entries` rows spread over the year before `year_end` across every member."""
+    with app.app_context():
+        session = db.session()
+        members = session.execute(
+            select(Member.id, Member.town_id, MemberBranch.branch_id).join(
+                MemberBranch, MemberBranch.member_id == Member.id
+            )
+        ).all()
+        squads = {
+            (b, t): s
+            for s, b, t in session.execute(select(Squad.id, Squad.branch_id, Squad.town_id))
+        }
+        session.rollback()
+        url = make_url(str(db.engine.url)).set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+    rng = random.Random(11)
+    start = datetime.combine(year_end - timedelta(days=365), datetime.min.time(), TZ)
+    created = utcnow().isoformat()
+    began = time.perf_counter()
+    columns = (
+        "kind, minutes, turns, member_id, branch_id, town_id, squad_id, occurred_at, "
+        "service_day, service_month, created_at"
+    )
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        with cur.copy(f"COPY hours_entry ({columns}) FROM STDIN") as copy:
+            for index in range(entries):
+                member_id, town_id, branch_id = members[rng.randrange(len(members))]
+                at = start + timedelta(minutes=rng.randrange(365 * 24 * 60))
+                local = at.astimezone(TZ).date()
+                correction = rng.random() < 0.02
+                copy.write_row(
+                    (
+                        "correction" if correction else "attendance",
+                        rng.randint(-60, 60)
+                        if correction
+                        else rng.choice((120, 180, 240, 480, 900)),
+                        0 if correction else 1,
+                        member_id,
+                        branch_id,
+                        town_id,
+                        squads.get((branch_id, town_id)),
+                        at.astimezone(UTC).isoformat(),
+                        local.isoformat(),
+                        local.replace(day=1).isoformat(),
+                        created,
+                    )
+                )
+                if (index + 1) % 200_000 == 0:
+                    log(
+                        f"attendance: ledger {index + 1}/{entries} "
+                        f"({time.perf_counter() - began:.0f} s)"
+                    )
+        conn.commit()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE hours_entry")
+    log(f"attendance: {entries} ledger entries in {time.perf_counter() - began:.1f} s")
+
+
+def time_reports(app: Flask, samples: int, year_end: date) -> dict[str, Any]:
+    with app.app_context():
+        sg = db.session.scalar(
+            select(RoleGrant.member_id).where(RoleGrant.role == Role.SECRETARY_GENERAL).limit(1)
+        )
+        coordinator = db.session.scalar(
+            select(RoleGrant.member_id)
+            .where(RoleGrant.role == Role.COORDINATOR, RoleGrant.branch_id.is_not(None))
+            .limit(1)
+        )
+        sg_headers = {"Authorization": f"Bearer {_token(int(sg or 0))}"}
+        coord_headers = {"Authorization": f"Bearer {_token(int(coordinator or 0))}"}
+        db.session.remove()
+    span = {"from": (year_end - timedelta(days=365)).isoformat(), "to": year_end.isoformat()}
+    cases = [
+        (
+            "month-by-branch (SG, a year)",
+            sg_headers,
+            {"group_by": "month,branch", **span},
+            TARGET_MONTH_BRANCH_MS,
+        ),
+        (
+            "member report page 1 (SG, a year)",
+            sg_headers,
+            {"group_by": "member", **span},
+            TARGET_MEMBER_PAGE_MS,
+        ),
+        (
+            "member report page 40 (SG, a year)",
+            sg_headers,
+            {"group_by": "member", "page": 40, **span},
+            TARGET_MEMBER_PAGE_MS,
+        ),
+        (
+            "member report page 1 (coordinator, own branch)",
+            coord_headers,
+            {"group_by": "member", **span},
+            TARGET_MEMBER_PAGE_MS,
+        ),
+        (
+            "by branch (SG, one month)",
+            sg_headers,
+            {
+                "group_by": "branch",
+                "from": (year_end - timedelta(days=30)).isoformat(),
+                "to": year_end.isoformat(),
+            },
+            TARGET_MONTH_BRANCH_MS,
+        ),
+    ]
+    client = app.test_client()
+    results = []
+    for name, headers, query, target in cases:
+        timings = []
+        for index in range(samples + 2):
+            began = time.perf_counter()
+            response = client.get("/api/v1/reports/hours", query_string=query, headers=headers)
+            elapsed = (time.perf_counter() - began) * 1000
+            if response.status_code != 200:
+                raise SystemExit(f"{name}: {response.status_code} {response.get_json()}")
+            if index >= 2:  # the first two warm the caches
+                timings.append(elapsed)
+        body = response.get_json()
+        stats = _stats(timings)
+        results.append(
+            {
+                "what": name,
+                **stats,
+                "rows": len(body["rows"]),
+                "total_minutes": body["total_minutes"],
+                "target_ms": target,
+                "p50_over_target": round(stats["p50_ms"] / target, 3),
+            }
+        )
+        log(f"attendance: {name}: p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms")
+    return {"reports": results}
+
+
+# ---------------------------------------------------------------------- (a) check-in under load
+
+
+def make_assignments(app: Flask, count: int) -> list[tuple[int, int, str]]:
+    """`count` members, each with one shift in progress at a post: (assignment, member, token)."""
+    now = utcnow()
+    with app.app_context():
+        session = db.session()
+        rows = session.execute(
+            select(Member.id, MemberBranch.branch_id, Member.town_id)
+            .join(MemberBranch, MemberBranch.member_id == Member.id)
+            .where(Member.town_id.is_not(None))
+            .order_by(Member.id)
+        ).all()
+        seen: set[int] = set()
+        chosen = []
+        for member_id, branch_id, town_id in rows:
+            if member_id not in seen:
+                seen.add(member_id)
+                chosen.append((member_id, branch_id, town_id))
+            if len(chosen) == count:
+                break
+        posts: dict[tuple[int, int], tuple[int, int]] = {}
+        out = []
+        for member_id, branch_id, town_id in chosen:
+            key = (branch_id, town_id)
+            if key not in posts:
+                post = Post(
+                    branch_id=branch_id,
+                    town_id=town_id,
+                    name=f"bench post {len(posts)}",
+                    lat=29.82,
+                    lon=121.55,
+                    radius_m=150,
+                    kind=PostKind.POINT,
+                )
+                plan = Plan(
+                    branch_id=branch_id,
+                    town_id=town_id,
+                    name="bench plan",
+                    starts_on=now.date() - timedelta(days=1),
+                    ends_on=now.date() + timedelta(days=1),
+                    status=PlanStatus.PUBLISHED,
+                )
+                session.add_all([post, plan])
+                session.flush()
+                shift = Shift(
+                    plan_id=plan.id,
+                    post_id=post.id,
+                    starts_at=now - timedelta(minutes=10),
+                    ends_at=now + timedelta(hours=6),
+                    kind=ShiftKind.DAY,
+                    headcount=1000,
+                    skills={},
+                )
+                session.add(shift)
+                session.flush()
+                posts[key] = (plan.id, shift.id)
+            plan_id, shift_id = posts[key]
+            assignment = Assignment(
+                plan_id=plan_id,
+                shift_id=shift_id,
+                member_id=member_id,
+                status=AssignmentStatus.ACCEPTED,
+                starts_at=now - timedelta(minutes=10),
+                ends_at=now + timedelta(hours=6),
+            )
+            session.add(assignment)
+            session.flush()
+            out.append((assignment.id, member_id, _token(member_id)))
+        session.commit()
+        db.session.remove()
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _load(
+    port: int,
+    clients: int,
+    requests: list[tuple[str, str, bytes | None, dict[str, str]]],
+    deadline_s: float,
+) -> tuple[list[float], int, float]:
+    """Closed loop: `clients` threads, each with its own keep-alive connection, take the next
+    request until none are left or the deadline passes. Returns latencies, failures, wall."""
+    lock = threading.Lock()
+    queue = list(reversed(requests))
+    latencies: list[float] = []
+    failures = [0]
+    stop_at = time.perf_counter() + deadline_s
+    barrier = threading.Barrier(clients + 1)
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine: list[float] = []
+        barrier.wait()
+        while time.perf_counter() < stop_at:
+            with lock:
+                if not queue:
+                    break
+                method, path, body, headers = queue.pop()
+            began = time.perf_counter()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status in (200, 201)
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                ok = False
+            mine.append((time.perf_counter() - began) * 1000)
+            if not ok:
+                with lock:
+                    failures[0] += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return latencies, failures[0], time.perf_counter() - began
+
+
+def run_http(app: Flask, url: str, clients: int, count: int, secret: str) -> dict[str, Any]:
+    assignments = make_assignments(app, count)
+    log(f"attendance: {len(assignments)} assignments in progress; starting gunicorn")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "JWT_SECRET_KEY": secret,
+        "LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        # Warm both workers (imports, pools) before measuring.
+        warm = [("GET", "/api/v1/health", None, {})] * 200
+        _load(port, 10, warm, 30)
+        health = [("GET", "/api/v1/health", None, {})] * count
+        log(f"attendance: GET /health x{count} with {clients} clients")
+        h_lat, h_fail, h_wall = _load(port, clients, health, 120)
+        checkins = [
+            (
+                "POST",
+                f"/api/v1/assignments/{assignment_id}/check-in",
+                json.dumps({"lat": 29.8201, "lon": 121.5501, "accuracy_m": 12}).encode(),
+                {
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": uuid.uuid4().hex,
+                },
+            )
+            for assignment_id, _member, token in assignments
+        ]
+        log(f"attendance: POST check-in x{len(checkins)} with {clients} clients")
+        c_lat, c_fail, c_wall = _load(port, clients, checkins, 300)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with app.app_context():
+        from volunteer_hub.models.attendance import Attendance
+
+        stored = db.session.query(Attendance).count()
+        db.session.remove()
+    health_rps = len(h_lat) / h_wall
+    checkin_rps = len(c_lat) / c_wall
+    return {
+        "clients": clients,
+        "health": {**_stats(h_lat), "failures": h_fail, "rps": round(health_rps, 1)},
+        "check_in": {
+            **_stats(c_lat),
+            "failures": c_fail,
+            "rps": round(checkin_rps, 1),
+            "attendances_stored": stored,
+        },
+        "ratio": round(checkin_rps / health_rps, 3),
+        "target_ratio": TARGET_RATIO,
+        "target_p99_ms": TARGET_CHECKIN_P99_MS,
+    }
+
+
+# ---------------------------------------------------------------------- main
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from flask_migrate import upgrade
+
+    from volunteer_hub.services.seed import seed_federation
+
+    url = make_url(args.url).set(database=DATABASE).render_as_string(hide_password=False)
+    _admin_run(args.url, f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    _admin_run(args.url, f'CREATE DATABASE "{DATABASE}"')
+    os.environ.setdefault("HUB_INSTANCE_DIR", tempfile.mkdtemp(prefix="bench-attendance-"))
+    secret = "bench-" + uuid.uuid4().hex
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "JWT_SECRET_KEY": secret})
+    result: dict[str, Any] = {}
+    try:
+        with app.app_context():
+            log("attendance: migrating")
+            upgrade()
+            log(f"attendance: seeding {args.members} members")
+            seed_federation(
+                db.session(), members=args.members, towns=24, seed=1, password="demo", progress=log
+            )
+            db.session.remove()
+        if not args.skip_http:
+            result["http"] = run_http(app, url, args.clients, args.requests, secret)
+        if not args.skip_reports:
+            year_end = date.today()
+            fill_ledger(app, args.entries, year_end)
+            result["entries"] = args.entries
+            result.update(time_reports(app, args.samples, year_end))
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        if not args.keep:
+            _admin_run(args.url, f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=40_000)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-reports", action="store_true")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args()
+    result = run(args)
+    if "http" in result:
+        h = result["http"]
+        print(f"(a) check-in under gunicorn -w 2, {h['clients']} concurrent clients")
+        print(
+            format_table(
+                ["endpoint", "n", "failures", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+                [
+                    [
+                        name,
+                        s["n"],
+                        s["failures"],
+                        s["rps"],
+                        s["p50_ms"],
+                        s["p90_ms"],
+                        s["p99_ms"],
+                        s["max_ms"],
+                    ]
+                    for name, s in (("GET /health", h["health"]), ("POST check-in", h["check_in"]))
+                ],
+            )
+        )
+        print(
+            f"throughput ratio check-in/health: {h['ratio']} (target >= {TARGET_RATIO}); "
+            f"check-in p99 {h['check_in']['p99_ms']} ms (target < {TARGET_CHECKIN_P99_MS}, "
+            f"p99/target {h['check_in']['p99_ms'] / TARGET_CHECKIN_P99_MS:.2f}); "
+            f"attendances stored {h['check_in']['attendances_stored']}"
+        )
+    if "reports" in result:
+        print(f"(b) reports over {result['entries']} ledger entries")
+        print(
+            format_table(
+                ["report", "n", "rows", "p50 ms", "p90 ms", "p99 ms", "target ms", "p50/target"],
+                [
+                    [
+                        r["what"],
+                        r["n"],
+                        r["rows"],
+                        r["p50_ms"],
+                        r["p90_ms"],
+                        r["p99_ms"],
+                        r["target_ms"],
+                        r["p50_over_target"],
+                    ]
+                    for r in result["reports"]
+                ],
+            )
+        )
+    path = write_results("attendance", result)
+    log(f"attendance: results in {path}")
+
+
+if __name__ == "__main__":
+    main()
