@@ -36,7 +36,13 @@ def test_fifty_accept_at_once_exactly_needed_win(
         for i in range(VOLUNTEERS)
     ]
     incident = report(
-        app.test_client(), factory, reporter, kind="flood", branch="rescue", needed=NEEDED, skills=[]
+        app.test_client(),
+        factory,
+        reporter,
+        kind="flood",
+        branch="rescue",
+        needed=NEEDED,
+        skills=[],
     )
     offers = offers_of(app, incident["id"])
     assert len(offers) == VOLUNTEERS

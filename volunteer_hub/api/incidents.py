@@ -15,16 +15,16 @@ from volunteer_hub.extensions import db
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.schemas.common import PageArgs
 from volunteer_hub.schemas.incidents import (
+    IncidentArgs,
     IncidentCancelArgs,
     IncidentDispatchArgs,
-    IncidentArgs,
     IncidentListArgs,
-    IncidentPageSchema,
-    IncidentSchema,
-    MyOfferPageSchema,
     IncidentOfferSchema,
+    IncidentPageSchema,
     IncidentPositionArgs,
     IncidentResolveArgs,
+    IncidentSchema,
+    MyOfferPageSchema,
 )
 from volunteer_hub.services import incidents
 from volunteer_hub.services.incidents import DispatchSettings
