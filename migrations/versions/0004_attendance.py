@@ -103,7 +103,7 @@ def upgrade():
 
     with op.batch_alter_table('hours_entry', schema=None) as batch_op:
         batch_op.create_index('ix_hours_assignment', ['assignment_id'], unique=False)
-        batch_op.create_index('ix_hours_branch_month', ['branch_id', 'service_month', 'member_id', 'minutes', 'turns'], unique=False)
+        batch_op.create_index('ix_hours_branch_month', ['branch_id', 'service_month', 'member_id', 'service_day', 'minutes', 'turns'], unique=False)
         batch_op.create_index('ix_hours_day_branch', ['service_day', 'branch_id'], unique=False)
         batch_op.create_index('ix_hours_incident', ['incident_id'], unique=False)
         batch_op.create_index('ix_hours_member_day', ['member_id', 'service_day'], unique=False)

@@ -99,11 +99,13 @@ class HoursEntry(Base):
     __table_args__ = (
         CheckConstraint("turns BETWEEN -1 AND 1", name="turns_range"),
         # Month-by-branch reports read only this index (covering: no table access).
+        # service_day is in it so the date-range filter needs no heap access either.
         Index(
             "ix_hours_branch_month",
             "branch_id",
             "service_month",
             "member_id",
+            "service_day",
             "minutes",
             "turns",
         ),
