@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
-from scheduling.model.build import RosterModel
+from scheduling.model.build import RosterModel, build_model
+from scheduling.model.data import ProblemIndex
+from scheduling.problem import Pair, Problem, Shift, Volunteer
 
 
 @dataclass(slots=True)
@@ -24,6 +26,13 @@ class LnsResult:
     objective: int
     rounds: int
     improved: int
+
+
+def fix(model: cp_model.CpModel, var_index: int, value: int) -> None:
+    """Fix a Boolean of a (cloned) model to a value by narrowing its domain in place."""
+    domain = model.proto.variables[var_index].domain
+    domain[0] = value
+    domain[1] = value
 
 
 def _neighbourhood(rm: RosterModel, rng: random.Random, fraction: float) -> set[int]:
@@ -76,9 +85,8 @@ def improve(
         for var_index in assign_indices:
             value = best_values[var_index]
             if var_index not in free:
-                sub.proto.variables[var_index].domain[:] = [value, value]
-            sub.proto.solution_hint.vars.append(var_index)
-            sub.proto.solution_hint.values.append(value)
+                fix(sub, var_index, value)
+            sub.add_hint(sub.get_bool_var_from_proto_index(var_index), value)
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = max(0.05, min(2.0, deadline - time.monotonic()))
         solver.parameters.num_workers = workers
@@ -105,3 +113,104 @@ def improve(
         else:
             fraction = max(0.03, fraction * 0.85)
     return LnsResult(best_values, best_objective, rounds, improved)
+
+
+def _residual_shift(shift: Shift, staff: list[Volunteer]) -> Shift | None:
+    """The shift as the next volunteer sees it: what is still wanted and still has room."""
+    room = shift.max_people - len(staff)
+    if room <= 0:
+        return None
+    required = max(0, shift.required - len(staff))
+    skills = {
+        skill: max(0, need - sum(1 for v in staff if skill in v.skills))
+        for skill, need in shift.skills.items()
+    }
+    return replace(
+        shift,
+        required=required,
+        capacity=room,
+        skills={k: n for k, n in skills.items() if n},
+    )
+
+
+def sequential_roster(
+    problem: Problem,
+    eligible: Sequence[Sequence[int]],
+    deadline: float,
+    seed: int = 0,
+    workers: int = 2,
+    hard_deadline: float | None = None,
+) -> tuple[Pair, ...] | None:
+    """A roster that keeps every hard rule, built one volunteer at a time.
+
+    Every hard rule except capacity concerns one volunteer, and cover is soft, so a volunteer's
+    schedule can be chosen alone against what the others left: each step is a tiny CP-SAT model
+    (one volunteer, the shifts with room left, requirements reduced by those already staffed).
+    Most-constrained volunteers go first. Returns None if a volunteer has no valid schedule or
+    time runs out — the full model then has to decide.
+    """
+    by_volunteer: list[list[int]] = [[] for _ in problem.volunteers]
+    for s, people in enumerate(eligible):
+        for v in people:
+            by_volunteer[v].append(s)
+    minutes = [s.minutes for s in problem.shifts]
+
+    def tightness(v: int) -> tuple[float, int]:
+        need = problem.volunteers[v].limits.min_minutes or 0
+        reachable = sum(minutes[s] for s in by_volunteer[v]) or 1
+        return (-need / reachable, v)
+
+    staff: list[list[Volunteer]] = [[] for _ in problem.shifts]
+    pinned = {(p.volunteer, p.shift) for p in problem.pinned}
+    chosen: list[Pair] = []
+    order = sorted(range(len(problem.volunteers)), key=tightness)
+    for step, v in enumerate(order):
+        volunteer = problem.volunteers[v]
+        remaining = deadline - time.monotonic()
+        if time.monotonic() >= (hard_deadline or deadline):
+            return None
+        shifts = []
+        for s in by_volunteer[v]:
+            residual = _residual_shift(problem.shifts[s], staff[s])
+            if residual is not None:
+                shifts.append(residual)
+            elif (volunteer.id, problem.shifts[s].id) in pinned:
+                return None
+        ids = {s.id for s in shifts}
+        single = replace(
+            problem,
+            volunteers=(
+                replace(volunteer, requests=tuple(r for r in volunteer.requests if r.shift in ids)),
+            ),
+            shifts=tuple(shifts),
+            pinned=tuple(
+                p for p in problem.pinned if p.volunteer == volunteer.id and p.shift in ids
+            ),
+            forbidden=(),
+            previous=tuple(
+                p for p in problem.previous if p.volunteer == volunteer.id and p.shift in ids
+            ),
+        )
+        rm = build_model(ProblemIndex.build(single), [[0]] * len(shifts))
+        solver = cp_model.CpSolver()
+        share = remaining / max(1, len(order) - step)
+        # Past the soft deadline each person gets only a quick look at the objective.
+        solver.parameters.max_time_in_seconds = max(0.05, min(1.0, share))
+        # One CP-SAT worker stalls on some long single-person schedules that two solve at once.
+        solver.parameters.num_workers = workers
+        solver.parameters.random_seed = seed
+        status = solver.solve(rm.model)
+        if status == cp_model.UNKNOWN:
+            # No schedule yet within the share: any schedule that keeps the rules will do, and
+            # without the objective one is found much faster.
+            rm.model.clear_objective()
+            limit = (hard_deadline or deadline) - time.monotonic()
+            solver.parameters.max_time_in_seconds = max(0.05, min(3.0, limit))
+            status = solver.solve(rm.model)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return None
+        for pair in rm.assignments(solver):
+            s = next(i for i in by_volunteer[v] if problem.shifts[i].id == pair.shift)
+            staff[s].append(volunteer)
+            chosen.append(pair)
+    return tuple(chosen)

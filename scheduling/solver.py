@@ -15,7 +15,7 @@ from ortools.sat.python import cp_model
 from scheduling.decompose import Component, components, slice_eligible, slice_problem
 from scheduling.eligibility import eligible_positions
 from scheduling.greedy import greedy_result
-from scheduling.lns import improve
+from scheduling.lns import fix, improve, sequential_roster
 from scheduling.model.build import RosterModel, build_model
 from scheduling.model.data import ProblemIndex
 from scheduling.model.objective import score
@@ -128,29 +128,50 @@ def _solve_part(
     index = ProblemIndex.build(task.problem)
     rm = build_model(index, task.eligible)
     n_vars = len(rm.variables.assign)
-    if task.hint:
-        rm.add_hint(task.hint)
-    whole_share = 1.0 if not task.use_lns else (0.2 if n_vars > LARGE_PART else 0.4)
-    solver = _solver(task.time_limit_s * whole_share, task.workers, task.seed)
-    callback = _Progress(progress, task.number, clock.start) if progress else None
-    status = solver.solve(rm.model, callback)
-    if status == cp_model.INFEASIBLE:
-        return _PartResult("infeasible", (), None, n_vars, _explain_infeasible(task, index))
-    bound = (
-        round(solver.best_objective_bound)
-        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-        else None
-    )
-    assign_indices = [literal.index for literal in rm.variables.assign.values()]
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        values = {
-            i: int(solver.value(rm.model.get_bool_var_from_proto_index(i))) for i in assign_indices
-        }
-        objective = round(solver.objective_value)
-    elif task.hint_valid:
-        values, objective = _hint_values(rm, task.hint)
+    hint, hint_valid = task.hint, task.hint_valid
+    if not hint_valid and task.use_lns:
+        # The greedy broke a minimum rule; a volunteer-by-volunteer build keeps every rule and
+        # gives CP-SAT and the LNS a feasible start where whole-model search may find none.
+        built = sequential_roster(
+            task.problem,
+            task.eligible,
+            clock.start + task.time_limit_s * 0.5,
+            task.seed,
+            max(2, task.workers),
+            hard_deadline=clock.start + task.time_limit_s * 0.9,
+        )
+        if built is not None:
+            hint, hint_valid = built, True
+    if hint:
+        rm.add_hint(hint)
+    if not task.use_lns:
+        whole_share = 1.0
+    elif hint_valid:
+        whole_share = 0.0 if n_vars > LARGE_PART else 0.3
     else:
-        return _PartResult("unknown", (), None, n_vars)
+        whole_share = 0.5
+    status = cp_model.UNKNOWN
+    bound: int | None = None
+    values: dict[int, int] = {}
+    objective = 0
+    if whole_share > 0:
+        remaining = task.time_limit_s - clock.elapsed()
+        solver = _solver(remaining * whole_share, task.workers, task.seed)
+        callback = _Progress(progress, task.number, clock.start) if progress else None
+        status = solver.solve(rm.model, callback)
+        if status == cp_model.INFEASIBLE:
+            return _PartResult("infeasible", (), None, n_vars, _explain_infeasible(task, index))
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            bound = round(solver.best_objective_bound)
+            values = {
+                literal.index: int(solver.value(literal))
+                for literal in rm.variables.assign.values()
+            }
+            objective = round(solver.objective_value)
+    if not values:
+        if not hint_valid:
+            return _PartResult("unknown", (), None, n_vars)
+        values, objective = _hint_values(rm, hint)
     rounds = 0
     if status != cp_model.OPTIMAL and task.use_lns:
         deadline = clock.start + task.time_limit_s
@@ -172,7 +193,7 @@ def _hint_values(rm: RosterModel, hint: Sequence[Pair]) -> tuple[dict[int, int],
     values = {literal.index: int(key in chosen) for key, literal in rm.variables.assign.items()}
     fixed = rm.model.clone()
     for var_index, value in values.items():
-        fixed.proto.variables[var_index].domain[:] = [value, value]
+        fix(fixed, var_index, value)
     solver = _solver(10.0, 1, 0)
     solver.solve(fixed)
     return values, round(solver.objective_value)

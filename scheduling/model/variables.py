@@ -74,7 +74,12 @@ class Variables:
         elif shifts:
             literal = self.model.new_bool_var(f"works_v{volunteer}_d{day}")
             chosen = [self.assign[(volunteer, s)] for s in shifts]
-            self.model.add_max_equality(literal, chosen)
+            if self.index.problem.rules.one_shift_per_day:
+                # At most one shift a day: the day is worked exactly when their sum is 1, a
+                # linear link that the LP relaxation can use (max_equality is weaker).
+                self.model.add(literal == sum(chosen))
+            else:
+                self.model.add_max_equality(literal, chosen)
         self._works[key] = literal
         return literal
 

@@ -84,7 +84,7 @@ def problems(draw: st.DrawFn, max_volunteers: int, max_shifts: int) -> Problem:
     return Problem(
         timezone=draw(st.sampled_from(["UTC", "Asia/Shanghai"])),
         horizon_start=date(2026, 12, 7),
-        horizon_days=4,
+        horizon_days=5,  # local days of every shift, even at 18:00 UTC in Shanghai
         volunteers=tuple(volunteers),
         shifts=tuple(shift_list),
         rules=Rules(
