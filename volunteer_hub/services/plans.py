@@ -224,9 +224,9 @@ def add_shifts(
         problem = _check_shift_fits(plan, posts.get(item["post"]), item["starts_at"], tz)
         field = "post" if "post" in problem else "starts_at"
         if problem:
-            errors[f"shifts[{index}].{field}"] = [problem]
+            errors[f"shifts.{index}.{field}"] = [problem]
         try:
-            check_skills(session, item["skills"], f"shifts[{index}].skills")
+            check_skills(session, item["skills"], f"shifts.{index}.skills")
         except ValidationFailed as exc:
             errors.update(exc.errors or {})
     if errors:
