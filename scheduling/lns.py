@@ -76,7 +76,7 @@ def improve(
     rng = random.Random(seed)
     best_values, best_objective = dict(values), objective
     assign_indices = [literal.index for literal in rm.variables.assign.values()]
-    fraction, rounds, improved = 0.2, 0, 0
+    fraction, rounds, improved = 0.15, 0, 0
     while time.monotonic() < deadline - 0.05:
         rounds += 1
         free = _neighbourhood(rm, rng, fraction)
@@ -88,7 +88,7 @@ def improve(
                 fix(sub, var_index, value)
             sub.add_hint(sub.get_bool_var_from_proto_index(var_index), value)
         solver = cp_model.CpSolver()
-        solver.parameters.max_time_in_seconds = max(0.05, min(2.0, deadline - time.monotonic()))
+        solver.parameters.max_time_in_seconds = max(0.05, min(1.0, deadline - time.monotonic()))
         solver.parameters.num_workers = workers
         solver.parameters.random_seed = seed + rounds
         status = solver.solve(sub)

@@ -129,27 +129,12 @@ def _solve_part(
     rm = build_model(index, task.eligible)
     n_vars = len(rm.variables.assign)
     hint, hint_valid = task.hint, task.hint_valid
-    if not hint_valid and task.use_lns:
-        # The greedy broke a minimum rule; a volunteer-by-volunteer build keeps every rule and
-        # gives CP-SAT and the LNS a feasible start where whole-model search may find none.
-        built = sequential_roster(
-            task.problem,
-            task.eligible,
-            clock.start + task.time_limit_s * 0.5,
-            task.seed,
-            max(2, task.workers),
-            hard_deadline=clock.start + task.time_limit_s * 0.9,
-        )
-        if built is not None:
-            hint, hint_valid = built, True
+    large = n_vars > LARGE_PART
+    if not hint_valid and task.use_lns and large:
+        hint, hint_valid = _construct(task, clock, hint)
     if hint:
         rm.add_hint(hint)
-    if not task.use_lns:
-        whole_share = 1.0
-    elif hint_valid:
-        whole_share = 0.0 if n_vars > LARGE_PART else 0.3
-    else:
-        whole_share = 0.5
+    whole_share = 1.0 if not task.use_lns else 0.0 if large and hint_valid else 0.35
     status = cp_model.UNKNOWN
     bound: int | None = None
     values: dict[int, int] = {}
@@ -168,6 +153,8 @@ def _solve_part(
                 for literal in rm.variables.assign.values()
             }
             objective = round(solver.objective_value)
+    if not values and not hint_valid and task.use_lns and not large:
+        hint, hint_valid = _construct(task, clock, hint)
     if not values:
         if not hint_valid:
             return _PartResult("unknown", (), None, n_vars)
@@ -184,6 +171,22 @@ def _solve_part(
         values, rounds = result.values, result.rounds
     state = "optimal" if status == cp_model.OPTIMAL else "feasible"
     return _PartResult(state, _pairs(rm, values), bound, n_vars, (), rounds)
+
+
+def _construct(
+    task: _PartTask, clock: _Clock, hint: tuple[Pair, ...]
+) -> tuple[tuple[Pair, ...], bool]:
+    """The greedy broke a minimum rule: a volunteer-by-volunteer build keeps every rule and
+    gives CP-SAT and the LNS a feasible start where whole-model search may find none."""
+    built = sequential_roster(
+        task.problem,
+        task.eligible,
+        clock.start + clock.elapsed() + (task.time_limit_s - clock.elapsed()) * 0.5,
+        task.seed,
+        max(2, task.workers),
+        hard_deadline=clock.start + task.time_limit_s * 0.9,
+    )
+    return (hint, False) if built is None else (built, True)
 
 
 def _hint_values(rm: RosterModel, hint: Sequence[Pair]) -> tuple[dict[int, int], int]:
