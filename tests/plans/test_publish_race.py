@@ -94,7 +94,12 @@ def test_simultaneous_overlapping_publishes_never_double_book(
         barrier = threading.Barrier(2)
         results: dict[int, Any] = {}
 
-        def publish(plan: int, headers: dict[str, str]) -> None:
+        def publish(
+            plan: int,
+            headers: dict[str, str],
+            barrier: threading.Barrier = barrier,
+            results: dict[int, Any] = results,
+        ) -> None:
             own = app.test_client()
             barrier.wait()
             response = own.post(f"/api/v1/plans/{plan}/publish", headers=headers)

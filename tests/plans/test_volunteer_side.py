@@ -1,0 +1,194 @@
+"""Decline frees the slot and offers it to ranked replacements; the first to take it gets it;
+declining close to the start needs a coordinator; manual changes are checked by the checker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from tests.conftest import Factory
+from tests.plans.conftest import World, create_plan, max_outbox_id, next_monday, outbox_rows
+from volunteer_hub.extensions import db
+from volunteer_hub.models.audit import AuditLog
+from volunteer_hub.services.my_shifts import ics_escape, ics_fold
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _published_shift(
+    client: FlaskClient, factory: Factory, world: World, start: datetime, people: list[int]
+) -> tuple[int, int, list[int]]:
+    headers = world.coordinator_headers(factory)
+    plan = create_plan(client, headers, world, start.astimezone(SHANGHAI).date(), days=1)
+    shift = client.post(
+        f"/api/v1/plans/{plan}/shifts",
+        json={
+            "shifts": [
+                {
+                    "post": world.posts[0],
+                    "starts_at": start.isoformat(),
+                    "ends_at": (start + timedelta(hours=4)).isoformat(),
+                    "kind": "day",
+                    "headcount": len(people),
+                }
+            ]
+        },
+        headers=headers,
+    ).get_json()[0]["id"]
+    ids = []
+    for person in people:
+        added = client.post(
+            f"/api/v1/plans/{plan}/assignments",
+            json={"member": person, "shift": shift},
+            headers=headers,
+        )
+        assert added.status_code == 201, added.get_json()
+        ids.append(added.get_json()["id"])
+    assert client.post(f"/api/v1/plans/{plan}/publish", headers=headers).status_code == 200
+    return plan, shift, ids
+
+
+def test_decline_offers_the_slot_and_the_first_replacement_takes_it(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    start = datetime.combine(next_monday(), datetime.min.time(), UTC) + timedelta(hours=1)
+    _, _, (assignment,) = _published_shift(client, factory, world, start, [world.volunteers[0]])
+    mark = max_outbox_id(app)
+    mine = factory.headers(world.volunteers[0])
+    declined = client.post(
+        f"/api/v1/assignments/{assignment}/decline", json={"reason": "家里有事"}, headers=mine
+    )
+    assert declined.status_code == 200 and declined.get_json()["status"] == "declined"
+    offers = [p for p in outbox_rows(app, mark) if p["kind"] == "announcement"]
+    offered = [p["recipient"] for p in offers]
+    assert len(offered) == 3 and world.volunteers[0] not in offered
+    # Least loaded, then nearest: the coordinator (a patrol member living at the post) and
+    # volunteers 1 and 2 live closest to it.
+    assert offered == [world.coordinator, *world.volunteers[1:3]]
+    first, second = offered[0], offered[1]
+    first_offer = client.get("/api/v1/me/slot-offers", headers=factory.headers(first)).get_json()
+    taken = client.post(
+        f"/api/v1/slot-offers/{first_offer['items'][0]['id']}/accept",
+        headers=factory.headers(first),
+    )
+    assert taken.status_code == 200 and taken.get_json()["status"] == "accepted"
+    late = client.get("/api/v1/me/slot-offers", headers=factory.headers(second)).get_json()
+    assert late["items"] == []
+    with app.app_context():
+        actions = set(db.session.scalars(select(AuditLog.action)))
+    assert {"assignment.decline", "assignment.take_offer"} <= actions
+
+
+def test_no_decline_within_three_hours_of_the_start(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    _, _, (assignment,) = _published_shift(client, factory, world, soon, [world.volunteers[1]])
+    mine = factory.headers(world.volunteers[1])
+    response = client.post(
+        f"/api/v1/assignments/{assignment}/decline", json={"reason": "临时有事"}, headers=mine
+    )
+    assert response.status_code == 409
+    assert "coordinator" in response.get_json()["detail"]
+    # Another volunteer cannot touch it at all.
+    other = factory.headers(world.volunteers[2])
+    assert client.post(f"/api/v1/assignments/{assignment}/accept", headers=other).status_code == 404
+
+
+def test_manual_add_is_checked_and_an_override_is_audited(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    headers = world.coordinator_headers(factory)
+    day = next_monday()
+    plan = create_plan(client, headers, world, day, days=1)
+    base = datetime.combine(day, datetime.min.time(), UTC)
+    shifts = client.post(
+        f"/api/v1/plans/{plan}/shifts",
+        json={
+            "shifts": [
+                {
+                    "post": world.posts[0],
+                    "starts_at": (base + timedelta(hours=1)).isoformat(),
+                    "ends_at": (base + timedelta(hours=5)).isoformat(),
+                    "kind": "day",
+                    "headcount": 2,
+                },
+                {
+                    "post": world.posts[1],
+                    "starts_at": (base + timedelta(hours=3)).isoformat(),
+                    "ends_at": (base + timedelta(hours=7)).isoformat(),
+                    "kind": "day",
+                    "headcount": 2,
+                },
+            ]
+        },
+        headers=headers,
+    ).get_json()
+    person = world.volunteers[0]
+    first = client.post(
+        f"/api/v1/plans/{plan}/assignments",
+        json={"member": person, "shift": shifts[0]["id"]},
+        headers=headers,
+    )
+    assert first.status_code == 201
+    overlapping = client.post(
+        f"/api/v1/plans/{plan}/assignments",
+        json={"member": person, "shift": shifts[1]["id"]},
+        headers=headers,
+    )
+    assert overlapping.status_code == 409
+    assert overlapping.get_json()["violations"], overlapping.get_json()
+    no_reason = client.post(
+        f"/api/v1/plans/{plan}/assignments",
+        json={"member": person, "shift": shifts[1]["id"], "override": True},
+        headers=headers,
+    )
+    assert no_reason.status_code == 422 and "reason" in no_reason.get_json()["errors"]
+    outsider = factory.create_member(name="外人", branches=("rescue",))
+    refused = client.post(
+        f"/api/v1/plans/{plan}/assignments",
+        json={"member": outsider, "shift": shifts[1]["id"]},
+        headers=headers,
+    )
+    assert refused.status_code == 422 and "member" in refused.get_json()["errors"]
+    swapped = client.post(
+        f"/api/v1/plans/{plan}/assignments/{first.get_json()['id']}/swap",
+        json={"member": world.volunteers[1]},
+        headers=headers,
+    )
+    assert swapped.status_code == 200 and swapped.get_json()["member"]["id"] == world.volunteers[1]
+    forced = client.post(
+        f"/api/v1/plans/{plan}/assignments",
+        json={
+            "member": world.volunteers[1],
+            "shift": shifts[1]["id"],
+            "override": True,
+            "reason": "人手不足，队员同意",
+        },
+        headers=headers,
+    )
+    assert forced.status_code == 201
+    with app.app_context():
+        entry = db.session.scalar(
+            select(AuditLog).where(AuditLog.action == "assignment.add_override")
+        )
+        assert entry is not None and entry.reason == "人手不足，队员同意"
+    # Publishing a roster that double-books someone (the override) is refused by publish.
+    blocked = client.post(f"/api/v1/plans/{plan}/publish", headers=headers)
+    assert blocked.status_code == 409
+    assert blocked.get_json()["conflicts"][0]["member"] == world.volunteers[1]
+
+
+def test_ics_text_is_escaped_and_folded() -> None:
+    assert ics_escape("a,b;c\\d\ne") == "a\\,b\\;c\\\\d\\ne"
+    folded = ics_fold("SUMMARY:" + "值班" * 40)
+    lines = folded.split("\r\n")
+    assert all(len(line.encode()) <= 75 for line in lines)
+    assert all(line.startswith(" ") for line in lines[1:])
+    assert (
+        "".join(line[1:] if i else line for i, line in enumerate(lines)) == "SUMMARY:" + "值班" * 40
+    )
