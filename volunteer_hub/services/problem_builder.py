@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from scheduling.problem import (
@@ -133,11 +133,13 @@ def _shifts(session: Session, plan_id: int) -> list[ProblemShift]:
     return shifts
 
 
-def _member_filter(
+def _member_scope(
     session: Session, plan: Plan, settings: BuilderSettings, member_ids: Collection[int] | None
-) -> list[tuple[int, float | None, float | None]]:
+) -> Select[Any]:
+    """The plan's volunteers as a query, used as a subquery by every other read so that no
+    query carries thousands of ids as parameters."""
     query = (
-        select(Member.id, Member.home_lat, Member.home_lon)
+        select(Member.id)
         .join(MemberBranch, MemberBranch.member_id == Member.id)
         .where(MemberBranch.branch_id == plan.branch_id, Member.status == MemberStatus.ACTIVE)
     )
@@ -147,9 +149,16 @@ def _member_filter(
         query = query.where(
             or_(Member.town_id == plan.town_id, _near_posts(session, plan, settings))
         )
-    return [
-        (row.id, row.home_lat, row.home_lon) for row in session.execute(query.order_by(Member.id))
-    ]
+    return query
+
+
+def _members(session: Session, scope: Select[Any]) -> list[tuple[int, float | None, float | None]]:
+    rows = session.execute(
+        select(Member.id, Member.home_lat, Member.home_lon)
+        .where(Member.id.in_(scope))
+        .order_by(Member.id)
+    )
+    return [(row.id, row.home_lat, row.home_lon) for row in rows]
 
 
 def _near_posts(session: Session, plan: Plan, settings: BuilderSettings) -> ColumnElement[bool]:
@@ -172,40 +181,35 @@ def _near_posts(session: Session, plan: Plan, settings: BuilderSettings) -> Colu
     )
 
 
-def _chunks(ids: list[int], size: int = 5000) -> Iterable[list[int]]:
-    for index in range(0, len(ids), size):
-        yield ids[index : index + size]
-
-
-def _skills(session: Session, ids: list[int], valid_on: date) -> dict[int, set[str]]:
+def _skills(session: Session, scope: Select[Any], valid_on: date) -> dict[int, set[str]]:
     found: dict[int, set[str]] = defaultdict(set)
-    for chunk in _chunks(ids):
-        rows = session.execute(
-            select(MemberSkill.member_id, Skill.code)
-            .join(Skill, Skill.id == MemberSkill.skill_id)
-            .where(
-                MemberSkill.member_id.in_(chunk),
-                or_(MemberSkill.expires_on.is_(None), MemberSkill.expires_on >= valid_on),
-            )
+    rows = session.execute(
+        select(MemberSkill.member_id, Skill.code)
+        .join(Skill, Skill.id == MemberSkill.skill_id)
+        .where(
+            MemberSkill.member_id.in_(scope),
+            or_(MemberSkill.expires_on.is_(None), MemberSkill.expires_on >= valid_on),
         )
-        for member_id, code in rows:
-            found[member_id].add(code)
+    )
+    for member_id, code in rows:
+        found[member_id].add(code)
     return found
 
 
-def _availability(session: Session, ids: list[int]) -> dict[int, tuple[tuple[int, int, int], ...]]:
+def _availability(
+    session: Session, scope: Select[Any]
+) -> dict[int, tuple[tuple[int, int, int], ...]]:
     patterns: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-    for chunk in _chunks(ids):
-        rows = session.execute(
-            select(
-                Availability.member_id,
-                Availability.weekday,
-                Availability.start_minute,
-                Availability.end_minute,
-            ).where(Availability.member_id.in_(chunk))
-        )
-        for member_id, weekday, start, end in rows:
-            patterns[member_id].append((weekday, start, end))
+    rows = session.execute(
+        select(
+            Availability.member_id,
+            Availability.weekday,
+            Availability.start_minute,
+            Availability.end_minute,
+        ).where(Availability.member_id.in_(scope))
+    )
+    for member_id, weekday, start, end in rows:
+        patterns[member_id].append((weekday, start, end))
     return {member_id: tuple(sorted(windows)) for member_id, windows in patterns.items()}
 
 
@@ -241,58 +245,55 @@ def outside_weekly_windows(
 
 
 def _leave(
-    session: Session, ids: list[int], start: datetime, end: datetime
+    session: Session, scope: Select[Any], start: datetime, end: datetime
 ) -> dict[int, list[Window]]:
     found: dict[int, list[Window]] = defaultdict(list)
-    for chunk in _chunks(ids):
-        rows = session.execute(
-            select(Leave.member_id, Leave.starts_at, Leave.ends_at).where(
-                Leave.member_id.in_(chunk), Leave.starts_at < end, Leave.ends_at > start
-            )
+    rows = session.execute(
+        select(Leave.member_id, Leave.starts_at, Leave.ends_at).where(
+            Leave.member_id.in_(scope), Leave.starts_at < end, Leave.ends_at > start
         )
-        for member_id, leave_start, leave_end in rows:
-            found[member_id].append(Window(leave_start, leave_end))
+    )
+    for member_id, leave_start, leave_end in rows:
+        found[member_id].append(Window(leave_start, leave_end))
     return found
 
 
 def _busy_elsewhere(
-    session: Session, plan_id: int, ids: list[int], start: datetime, end: datetime
+    session: Session, plan_id: int, scope: Select[Any], start: datetime, end: datetime
 ) -> dict[int, list[Window]]:
     """Active assignments on other plans: a member on another branch's patrol is busy."""
     found: dict[int, list[Window]] = defaultdict(list)
-    for chunk in _chunks(ids):
-        rows = session.execute(
-            select(Assignment.member_id, Assignment.starts_at, Assignment.ends_at).where(
-                Assignment.member_id.in_(chunk),
-                Assignment.plan_id != plan_id,
-                Assignment.status.in_(ACTIVE_STATUSES),
-                Assignment.starts_at < end,
-                Assignment.ends_at > start,
-            )
+    rows = session.execute(
+        select(Assignment.member_id, Assignment.starts_at, Assignment.ends_at).where(
+            Assignment.member_id.in_(scope),
+            Assignment.plan_id != plan_id,
+            Assignment.status.in_(ACTIVE_STATUSES),
+            Assignment.starts_at < end,
+            Assignment.ends_at > start,
         )
-        for member_id, busy_start, busy_end in rows:
-            found[member_id].append(Window(busy_start, busy_end))
+    )
+    for member_id, busy_start, busy_end in rows:
+        found[member_id].append(Window(busy_start, busy_end))
     return found
 
 
 def _recent_minutes(
-    session: Session, plan_id: int, ids: list[int], before: datetime
+    session: Session, plan_id: int, scope: Select[Any], before: datetime
 ) -> dict[int, int]:
     """Minutes each member served (or was due to serve) in the four weeks before the plan."""
     served: dict[int, int] = defaultdict(int)
     statuses = (*ACTIVE_STATUSES, AssignmentStatus.COMPLETED)
-    for chunk in _chunks(ids):
-        rows = session.execute(
-            select(Assignment.member_id, Assignment.starts_at, Assignment.ends_at).where(
-                Assignment.member_id.in_(chunk),
-                Assignment.plan_id != plan_id,
-                Assignment.status.in_(statuses),
-                Assignment.starts_at >= before - FAIRNESS_LOOKBACK,
-                Assignment.starts_at < before,
-            )
+    rows = session.execute(
+        select(Assignment.member_id, Assignment.starts_at, Assignment.ends_at).where(
+            Assignment.member_id.in_(scope),
+            Assignment.plan_id != plan_id,
+            Assignment.status.in_(statuses),
+            Assignment.starts_at >= before - FAIRNESS_LOOKBACK,
+            Assignment.starts_at < before,
         )
-        for member_id, start, end in rows:
-            served[member_id] += int((end - start).total_seconds() // 60)
+    )
+    for member_id, start, end in rows:
+        served[member_id] += int((end - start).total_seconds() // 60)
     return served
 
 
@@ -337,13 +338,14 @@ def build_problem(
     tz = ZoneInfo(settings.timezone)
     shifts = _shifts(session, plan.id)
     start, end = _period(plan, tz, (s.end for s in shifts))
-    members = _member_filter(session, plan, settings, member_ids)
+    scope = _member_scope(session, plan, settings, member_ids)
+    members = _members(session, scope)
     ids = [member_id for member_id, _, _ in members]
-    skills = _skills(session, ids, plan.ends_on)
-    patterns = _availability(session, ids)
-    leave = _leave(session, ids, start, end)
-    busy = _busy_elsewhere(session, plan.id, ids, start, end)
-    recent = _recent_minutes(session, plan.id, ids, start)
+    skills = _skills(session, scope, plan.ends_on)
+    patterns = _availability(session, scope)
+    leave = _leave(session, scope, start, end)
+    busy = _busy_elsewhere(session, plan.id, scope, start, end)
+    recent = _recent_minutes(session, plan.id, scope, start)
     plan_minutes = sum(s.minutes * s.required for s in shifts)
     share = (plan_minutes + sum(recent.values())) / max(1, len(ids))
     limits = Limits(max_minutes_per_week=settings.max_minutes_per_week)
