@@ -272,6 +272,34 @@ def incident_list_scope(actor: Actor) -> set[int] | None:
     return scope
 
 
+# ---------------------------------------------------------------------- notifications
+# Announcements go to a branch, a town, or a branch in a town. A coordinator announces within
+# what their grant covers: a grant for (patrol, town 5) reaches patrol members of town 5, not
+# the whole patrol branch. A town across every branch is the secretary-general's or an admin's.
+# The outbox (failed pushes) is for the secretary-general and admins.
+
+
+def may_announce_at_all(actor: Actor) -> bool:
+    return actor.sees_everything or actor.has(Role.COORDINATOR)
+
+
+def can_announce(actor: Actor, branch_id: int | None, town_id: int | None) -> bool:
+    if actor.sees_everything:
+        return True
+    if branch_id is None:
+        return False
+    return any(
+        grant.role == Role.COORDINATOR
+        and grant.branch_id in (None, branch_id)
+        and (grant.town_id is None or grant.town_id == town_id)
+        for grant in actor.grants
+    )
+
+
+def can_view_outbox(actor: Actor) -> bool:
+    return actor.sees_everything
+
+
 # ---------------------------------------------------------------------- attendance and hours
 # Attendance at a post belongs to the post's (branch, town): its squad leader and the branch's
 # coordinators confirm and correct it; the secretary-general and admins may too. Hours reports
@@ -308,31 +336,3 @@ def hours_report_scope(actor: Actor, branch_id: int | None) -> frozenset[int] | 
         require(scope is None or branch_id in scope, "You coordinate another branch.")
         return frozenset({branch_id})
     return None if scope is None else frozenset(scope)
-
-
-# ---------------------------------------------------------------------- notifications
-# Announcements go to a branch, a town, or a branch in a town. A coordinator announces within
-# what their grant covers: a grant for (patrol, town 5) reaches patrol members of town 5, not
-# the whole patrol branch. A town across every branch is the secretary-general's or an admin's.
-# The outbox (failed pushes) is for the secretary-general and admins.
-
-
-def may_announce_at_all(actor: Actor) -> bool:
-    return actor.sees_everything or actor.has(Role.COORDINATOR)
-
-
-def can_announce(actor: Actor, branch_id: int | None, town_id: int | None) -> bool:
-    if actor.sees_everything:
-        return True
-    if branch_id is None:
-        return False
-    return any(
-        grant.role == Role.COORDINATOR
-        and grant.branch_id in (None, branch_id)
-        and (grant.town_id is None or grant.town_id == town_id)
-        for grant in actor.grants
-    )
-
-
-def can_view_outbox(actor: Actor) -> bool:
-    return actor.sees_everything
