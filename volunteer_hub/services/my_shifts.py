@@ -393,7 +393,7 @@ def take_offer(
     assert offer is not None
     shift_query = select(Shift).where(Shift.id == offer.shift_id)
     if is_postgresql():
-        shift_query = shift_query.with_for_update()
+        shift_query = shift_query.with_for_update(of=Shift)
     shift = session.scalar(shift_query.options(joinedload(Shift.post)))
     assert shift is not None
     session.refresh(offer)
