@@ -242,8 +242,10 @@ def attendance_of(session: Session, assignment_id: int) -> Attendance | None:
 
 
 def post_of(session: Session, assignment: Assignment) -> Post:
-    shift = session.get_one(Shift, assignment.shift_id)
-    return session.get_one(Post, shift.post_id)
+    """The post of the assignment's shift, in one round trip."""
+    return session.scalars(
+        select(Post).join(Shift, Shift.post_id == Post.id).where(Shift.id == assignment.shift_id)
+    ).one()
 
 
 def credit_entry(session: Session, attendance_id: int) -> HoursEntry | None:
