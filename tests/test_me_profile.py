@@ -64,6 +64,7 @@ def test_availability_refuses_bad_windows_naming_the_field(
         ({"weekday": -1, "start": "08:00", "end": "09:00"}, "windows.0.weekday"),
         ({"weekday": "1", "start": "08:00", "end": "09:00"}, "windows.0.weekday"),
         ({"weekday": 1, "start": "8:00", "end": "09:00"}, "windows.0.start"),
+        ({"weekday": 1, "start": "08:00\n", "end": "09:00"}, "windows.0.start"),
         ({"weekday": 1, "start": "24:00", "end": "24:00"}, "windows[0].end"),
         ({"weekday": 1, "start": "08:00", "end": "25:00"}, "windows.0.end"),
         ({"weekday": 1, "start": "22:00", "end": "02:00"}, "windows[0].end"),
@@ -137,6 +138,14 @@ def test_leave_refuses_bad_times(client: FlaskClient, factory: Factory) -> None:
                 "starts_at": iso(timedelta(days=1)),
                 "ends_at": iso(timedelta(days=2)),
                 "reason": "x" * 201,
+            },
+            "reason",
+        ),
+        (
+            {
+                "starts_at": iso(timedelta(days=1)),
+                "ends_at": iso(timedelta(days=2)),
+                "reason": "病\x00假",
             },
             "reason",
         ),

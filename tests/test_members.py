@@ -121,6 +121,8 @@ def test_list_rejects_bad_filters(client: FlaskClient, factory: Factory) -> None
         ("page_size=501", "page_size"),
         ("status=gone", "status"),
         ("q=" + "x" * 65, "q"),
+        ("q=a%00b", "q"),  # PostgreSQL refuses NUL in text: a 422, not a 500
+        ("skill=first%00aid", "skill"),
     ]:
         response = client.get(f"{API}/members?{query}", headers=headers)
         assert response.status_code == 422, (query, response.get_json())
@@ -238,6 +240,9 @@ def test_adding_refuses_other_branches_duplicates_and_bad_fields(
     for override, field in [
         ({"phone": "12345678901"}, "phone"),
         ({"phone": "1361234567"}, "phone"),
+        ({"phone": "1361234567\n"}, "phone"),
+        ({"phone": "1361234567٣"}, "phone"),
+        ({"name": "王\x00明"}, "name"),
         ({"id_number": bad_id}, "id_number"),
         ({"id_number": "33021219851312001X"}, "id_number"),
         ({"home_lat": 91}, "home_lat"),

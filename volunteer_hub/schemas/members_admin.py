@@ -19,8 +19,9 @@ from volunteer_hub.schemas.common import (
 )
 from volunteer_hub.schemas.members import MemberSchema
 
-PHONE_PATTERN = r"^1[3-9]\d{9}$"
-TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
+# [0-9] and \Z, not \d and $: \d also matches other scripts' digits, $ a trailing newline.
+PHONE_PATTERN = r"^1[3-9][0-9]{9}\Z"
+TIME_PATTERN = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)\Z"
 GENDERS = ("male", "female")
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -34,7 +35,7 @@ def id_number_check_char(first17: str) -> str:
 
 def validate_id_number(value: str) -> None:
     """:raise ValidationError: not 17 digits, a plausible birth date and the right check char."""
-    if not re.fullmatch(r"\d{17}[\dX]", value):
+    if not re.fullmatch(r"[0-9]{17}[0-9X]", value):
         raise ValidationError("18 characters: 17 digits and a digit or X.")
     year, month, day = int(value[6:10]), int(value[10:12]), int(value[12:14])
     if not (1900 <= year <= 2100 and 1 <= month <= 12 and 1 <= day <= 31):
@@ -43,8 +44,22 @@ def validate_id_number(value: str) -> None:
         raise ValidationError("The check character does not match.")
 
 
+def no_control_characters(value: str) -> None:
+    """:raise ValidationError: NUL and other control characters (PostgreSQL refuses NUL in
+    text, and none belongs in a name, a search or a reason)."""
+    if any((ord(char) < 32 and char not in "\t\n\r") or ord(char) == 127 for char in value):
+        raise ValidationError("Control characters are not allowed.")
+
+
+def Text(minimum: int, maximum: int, **kwargs: Any) -> fields.String:
+    """A string of bounded length without control characters."""
+    return fields.String(
+        validate=[validate.Length(minimum, maximum), no_control_characters], **kwargs
+    )
+
+
 def _code(choices: tuple[str, ...] | None = None, **kwargs: Any) -> fields.String:
-    checks: list[Any] = [validate.Length(1, 32)]
+    checks: list[Any] = [validate.Length(1, 32), no_control_characters]
     if choices:
         checks.append(validate.OneOf(choices))
     return fields.String(validate=checks, **kwargs)
@@ -66,8 +81,9 @@ class MemberListArgs(PageArgs):
     # Not Id(): query strings are text, so a strict integer would refuse every value.
     town = fields.Integer(validate=validate.Range(1, MAX_ID))
     skill = _code()
-    q = fields.String(
-        validate=validate.Length(1, 64),
+    q = Text(
+        1,
+        64,
         metadata={"description": "a fragment of the name or of the phone number"},
     )
     status = fields.String(validate=validate.OneOf([s.value for s in MemberStatus]))
@@ -79,7 +95,7 @@ class SkillInput(StrictSchema):
 
 
 class MemberWriteBase(StrictSchema):
-    name = fields.String(validate=validate.Length(1, 64))
+    name = Text(1, 64)
     phone = fields.String(validate=validate.Regexp(PHONE_PATTERN, error="A mainland mobile."))
     id_number = fields.String(allow_none=True, validate=validate_id_number)
     gender = fields.String(allow_none=True, validate=validate.OneOf(GENDERS))
@@ -94,7 +110,7 @@ class MemberWriteBase(StrictSchema):
 
 
 class MemberCreateArgs(MemberWriteBase):
-    name = fields.String(required=True, validate=validate.Length(1, 64))
+    name = Text(1, 64, required=True)
     phone = fields.String(
         required=True, validate=validate.Regexp(PHONE_PATTERN, error="A mainland mobile.")
     )
@@ -115,7 +131,7 @@ class MemberPatchArgs(MemberWriteBase):
 
 
 class MemberReasonArgs(StrictSchema):
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    reason = Text(1, 500, required=True)
 
 
 class RoleGrantArgs(StrictSchema):
@@ -179,7 +195,7 @@ class AvailabilitySchema(Schema):
 class LeaveArgs(StrictSchema):
     starts_at = AwareDateTime(required=True)
     ends_at = AwareDateTime(required=True)
-    reason = fields.String(allow_none=True, validate=validate.Length(0, 200))
+    reason = Text(0, 200, allow_none=True)
 
 
 class LeaveSchema(Schema):
