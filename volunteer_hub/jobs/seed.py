@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from volunteer_hub.extensions import db
 
@@ -14,6 +14,7 @@ def register(group: AppGroup) -> None:
 
 
 @click.command("seed")
+@with_appcontext
 @click.option("--members", default=40_000, show_default=True, type=click.IntRange(51, 1_000_000))
 @click.option("--towns", default=24, show_default=True, type=click.IntRange(1, 28))
 @click.option("--seed", "seed_value", default=1, show_default=True, type=int)
