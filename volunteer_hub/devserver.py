@@ -78,14 +78,13 @@ def _migrate_and_seed(app: Flask, members: int, password: str) -> None:
         _say(f"seeded in {time.monotonic() - started:.1f} s")
 
 
-def _print_logins(password: str) -> None:
-    width = max(len(role) for _, role in DEMO_LOGINS)
+def _print_logins(password: str, base_url: str) -> None:
     lines = [
         "",
-        "Volunteer Hub is running on http://127.0.0.1:5000/api/v1  (OpenAPI: /api/v1/openapi.json)",
+        f"Volunteer Hub is running on {base_url}/api/v1  (OpenAPI: /api/v1/openapi.json)",
         f"Demo logins (password: {password}):",
-        *(f"  {phone}  {role:<{width}}" for phone, role in DEMO_LOGINS),
-        "Try: curl -s -X POST http://127.0.0.1:5000/api/v1/auth/login "
+        *(f"  {phone}  {role}" for phone, role in DEMO_LOGINS),
+        f"Try: curl -s -X POST {base_url}/api/v1/auth/login "
         f'-H "Content-Type: application/json" -d \'{{"phone": "13900000003", "password": "{password}"}}\'',
         "",
     ]
@@ -104,11 +103,11 @@ def main() -> None:
     _migrate_and_seed(app, members, password)
     fake = _start_fake_fcm(app)
     worker = start_worker_thread(app)
-    _print_logins(password)
+    _print_logins(password, f"http://{host}:{port}")
     try:
         app.run(host=host, port=port, threaded=True, use_reloader=False)
     finally:
-        worker.stop()
+        worker.shutdown(wait=False)
         fake.stop()
 
 
