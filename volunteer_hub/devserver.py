@@ -85,7 +85,8 @@ def _print_logins(password: str, base_url: str) -> None:
         f"Demo logins (password: {password}):",
         *(f"  {phone}  {role}" for phone, role in DEMO_LOGINS),
         f"Try: curl -s -X POST {base_url}/api/v1/auth/login "
-        f'-H "Content-Type: application/json" -d \'{{"phone": "13900000003", "password": "{password}"}}\'',
+        '-H "Content-Type: application/json" '
+        f'-d \'{{"phone": "13900000003", "password": "{password}"}}\'',
         "",
     ]
     _say("\n".join(lines))
