@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any, cast
 
@@ -317,6 +318,12 @@ def _copy_pushes(session: Session, rows: list[dict[str, Any]], inbox: list[dict[
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+@lru_cache(maxsize=8192)
+def _iso(moment: datetime) -> str:
+    # Thousands of rows share a few dozen times (created_at, each shift's reminder times).
+    return moment.isoformat()
+
+
 def _copy_text(value: Any) -> str:
     """One field in COPY's text format (the translate only for text that needs it: most
     fields are numbers, times and codes)."""
@@ -327,7 +334,7 @@ def _copy_text(value: Any) -> str:
     elif isinstance(value, int):
         return str(value)
     elif isinstance(value, datetime):
-        return value.isoformat()
+        return _iso(value)
     elif isinstance(value, dict):
         text_value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     elif isinstance(value, enum.Enum):
@@ -350,7 +357,9 @@ def _params(row: _Row, reason: str = "") -> dict[str, str]:
     return params
 
 
-def reminder_pushes(row: _Row, offsets_h: Sequence[float], now: datetime) -> list[Push]:
+def reminder_pushes(
+    row: _Row, offsets_h: Sequence[float], now: datetime, params: dict[str, str] | None = None
+) -> list[Push]:
     """`shift_reminder`s before the shift (those already due are skipped); the key carries the
     start, so a moved shift gets fresh reminders."""
     pushes = []
@@ -363,7 +372,7 @@ def reminder_pushes(row: _Row, offsets_h: Sequence[float], now: datetime) -> lis
             Push(
                 row.member_id,
                 "shift_reminder",
-                _params(row),
+                params or _params(row),
                 f"reminder:{row.id}:{int(row.shift_starts_at.timestamp())}:"
                 f"{int(lead.total_seconds())}",
                 row.id,
@@ -386,10 +395,9 @@ def _pushes(
     for row in new:
         # Taken off one shift and put on another in the same publish: that is one change.
         kind = "assignment_changed" if row.member_id in moved_members else "assignment_published"
-        pushes.append(
-            Push(row.member_id, kind, _params(row), f"assignment:{row.id}:{kind}", row.id)
-        )
-        pushes.extend(reminder_pushes(row, offsets_h, now))
+        params = _params(row)
+        pushes.append(Push(row.member_id, kind, params, f"assignment:{row.id}:{kind}", row.id))
+        pushes.extend(reminder_pushes(row, offsets_h, now, params))
     for row in moved:
         key = f"assignment:{row.id}:changed:{int(row.shift_starts_at.timestamp())}"
         pushes.append(Push(row.member_id, "assignment_changed", _params(row), key, row.id))
