@@ -439,3 +439,10 @@ def test_granting_and_withdrawing_roles(client: FlaskClient, factory: Factory, a
     with app.app_context():
         remaining = db.session.scalars(select(RoleGrant.role).where(RoleGrant.member_id == member))
         assert [r.value for r in remaining] == ["coordinator"]
+
+
+def test_a_nul_in_the_sign_in_phone_is_a_422_not_a_500(client: FlaskClient) -> None:
+    """PostgreSQL refuses NUL in text; the schema stops it before the query."""
+    response = client.post(f"{API}/auth/login", json={"phone": "139\x0000000", "password": "x"})
+    assert response.status_code == 422
+    assert "phone" in response.get_json()["errors"]

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
+
+
+def no_control_characters(value: str) -> None:
+    """:raise ValidationError: NUL and other control characters (PostgreSQL refuses NUL in
+    text, so a query with one would be a 500; none belongs in a name, phone or reason)."""
+    if any((ord(char) < 32 and char not in "\t\n\r") or ord(char) == 127 for char in value):
+        raise ValidationError("Control characters are not allowed.")
 
 
 class RoleSchema(Schema):
@@ -35,7 +42,7 @@ class MeSchema(MemberSchema):
 
 
 class LoginArgs(Schema):
-    phone = fields.String(required=True, validate=validate.Length(1, 20))
+    phone = fields.String(required=True, validate=[validate.Length(1, 20), no_control_characters])
     password = fields.String(required=True, validate=validate.Length(1, 200))
 
 

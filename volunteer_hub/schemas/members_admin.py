@@ -17,7 +17,7 @@ from volunteer_hub.schemas.common import (
     StrictSchema,
     page_schema,
 )
-from volunteer_hub.schemas.members import MemberSchema
+from volunteer_hub.schemas.members import MemberSchema, no_control_characters
 
 # [0-9] and \Z, not \d and $: \d also matches other scripts' digits, $ a trailing newline.
 PHONE_PATTERN = r"^1[3-9][0-9]{9}\Z"
@@ -42,13 +42,6 @@ def validate_id_number(value: str) -> None:
         raise ValidationError("The birth date inside the number is not valid.")
     if id_number_check_char(value[:17]) != value[17]:
         raise ValidationError("The check character does not match.")
-
-
-def no_control_characters(value: str) -> None:
-    """:raise ValidationError: NUL and other control characters (PostgreSQL refuses NUL in
-    text, and none belongs in a name, a search or a reason)."""
-    if any((ord(char) < 32 and char not in "\t\n\r") or ord(char) == 127 for char in value):
-        raise ValidationError("Control characters are not allowed.")
 
 
 def Text(minimum: int, maximum: int, **kwargs: Any) -> fields.String:
