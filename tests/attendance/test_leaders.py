@@ -3,6 +3,7 @@ is audited and the ledger only grows."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -136,6 +137,7 @@ def test_leader_records_a_missed_check_in(
         ({"reason": "x"}, "check_out_at"),
         ({"check_out_at": "2026-01-01T08:00:00+08:00"}, "reason"),
         ({"check_out_at": "2026-01-01T08:00:00+08:00", "reason": ""}, "reason"),
+        ({"check_out_at": "2026-01-01T08:00:00+08:00", "reason": "a\x00b"}, "reason"),
     ],
 )
 def test_correction_bodies_are_checked(
@@ -212,7 +214,13 @@ def test_attendance_is_readable_by_its_volunteer_and_leaders_only(
 
 
 def award(client: FlaskClient, factory: Factory, who: int, **body):
-    return client.post("/api/v1/hours/manual", json=body, headers=factory.headers(who))
+    # Encoded here with ASCII escapes, so a lone surrogate reaches the server as JSON allows.
+    return client.post(
+        "/api/v1/hours/manual",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers=factory.headers(who),
+    )
 
 
 def test_manual_award_and_reversal(
@@ -283,6 +291,9 @@ def test_manual_award_and_reversal(
         ({"member": -1}, "member"),
         ({"branch": "nope"}, "branch"),
         ({"reason": ""}, "reason"),
+        ({"reason": "轮值\x00"}, "reason"),
+        ({"reason": "lone \ud800 surrogate"}, "reason"),
+        ({"branch": "patrol\x00"}, "branch"),
     ],
 )
 def test_award_input_is_checked(

@@ -202,6 +202,8 @@ def test_coordinators_see_their_branch_only(
         ({"group_by": "branch", "from": "2026-02-01", "to": "2026-01-01"}, "to"),
         ({"group_by": "branch", "from": "01/02/2026"}, "from"),
         ({"group_by": "branch", "branch": "nope"}, "branch"),
+        ({"group_by": "branch", "branch": "pat\x00rol"}, "branch"),
+        ({"group_by": "bra\x00nch"}, "group_by"),
         ({"group_by": "member", "page": 0}, "page"),
         ({"group_by": "member", "page_size": 501}, "page_size"),
     ],

@@ -7,9 +7,22 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from volunteer_hub.schemas.common import AwareDateTime, Id, PageArgs, StrictSchema
+from volunteer_hub.schemas.members import no_control_characters
 
 MAX_ENTRY_MINUTES = 7 * 24 * 60
 DIMENSIONS = ("branch", "town", "squad", "member", "month")
+
+
+def plain_text(value: str) -> None:
+    """:raise ValidationError: control characters, or lone surrogates (not encodable as UTF-8,
+    so the database driver would fail on them)."""
+    no_control_characters(value)
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in value):
+        raise ValidationError("Not valid Unicode text.")
+
+
+def Text(maximum: int, **kwargs: Any) -> fields.String:
+    return fields.String(validate=[validate.Length(1, maximum), plain_text], **kwargs)
 
 
 class Number(fields.Float):
@@ -66,7 +79,7 @@ class AttendanceSchema(Schema):
 class CorrectionArgs(StrictSchema):
     check_in_at = AwareDateTime(load_default=None, allow_none=True)
     check_out_at = AwareDateTime(load_default=None, allow_none=True)
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    reason = Text(500, required=True)
 
     @validates_schema
     def _one_time(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -76,17 +89,17 @@ class CorrectionArgs(StrictSchema):
 
 class AwardArgs(StrictSchema):
     member = Id(required=True)
-    branch = fields.String(required=True, validate=validate.Length(1, 32))
+    branch = Text(32, required=True)
     town = Id(load_default=None, allow_none=True)
     minutes = fields.Integer(
         strict=True, required=True, validate=validate.Range(1, MAX_ENTRY_MINUTES)
     )
     occurred_at = AwareDateTime(required=True)
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    reason = Text(500, required=True)
 
 
 class ReasonArgs(StrictSchema):
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    reason = Text(500, required=True)
 
 
 class HoursEntrySchema(Schema):
@@ -154,7 +167,7 @@ class ReportArgs(RangeArgs):
         required=True,
         metadata={"description": "branch, town, squad, member or month; or two: month,branch"},
     )
-    branch = fields.String(load_default=None, validate=validate.Length(1, 32))
+    branch = Text(32, load_default=None)
 
 
 class ExportArgs(ReportArgs):
