@@ -12,14 +12,32 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from volunteer_hub.schemas.common import AwareDateTime, Id, PageArgs, StrictSchema
 
-BRANCH_CODE = validate.Length(1, 32)
+BRANCH_CODE = validate.Regexp(r"^[a-z_]{1,32}$", error="Not a branch code.")
+
+
+def _plain_text(value: str) -> None:
+    """:raise ValidationError: control characters (PostgreSQL refuses NUL in text) or lone
+    surrogates (not encodable as UTF-8); neither belongs in a name or a reason."""
+    if any(
+        (ord(char) < 32 and char not in "\t\n\r")
+        or ord(char) == 127
+        or 0xD800 <= ord(char) < 0xE000
+        for char in value
+    ):
+        raise ValidationError("Control characters and unpaired surrogates are not allowed.")
+
+
+def _text(low: int, high: int) -> validate.Validator:
+    return validate.And(validate.Length(low, high), _plain_text)
+
+
 MAX_HEADCOUNT = 500
 MAX_SHIFTS_PER_REQUEST = 5000
 
 
 def _skill_map() -> fields.Dict:
     return fields.Dict(
-        keys=fields.String(validate=validate.Length(1, 32)),
+        keys=fields.String(validate=_text(1, 32)),
         values=fields.Integer(strict=True, validate=validate.Range(1, MAX_HEADCOUNT)),
         load_default=dict,
         validate=validate.Length(max=20),
@@ -38,7 +56,7 @@ def _lon() -> fields.Float:
 
 
 class PostArgs(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(1, 100))
+    name = fields.String(required=True, validate=_text(1, 100))
     town = Id(required=True)
     lat = _lat()
     lon = _lon()
@@ -110,7 +128,7 @@ class TemplateSchema(Schema):
 
 class PlanArgs(StrictSchema):
     branch = fields.String(required=True, validate=BRANCH_CODE)
-    name = fields.String(required=True, validate=validate.Length(1, 100))
+    name = fields.String(required=True, validate=_text(1, 100))
     starts_on = fields.Date(required=True)
     ends_on = fields.Date(required=True)
     town = Id(load_default=None, allow_none=True)
@@ -191,7 +209,7 @@ class ShiftsArgs(StrictSchema):
 class MoveShiftArgs(StrictSchema):
     starts_at = AwareDateTime(required=True)
     ends_at = AwareDateTime(required=True)
-    reason = fields.String(load_default=None, validate=validate.Length(1, 500))
+    reason = fields.String(load_default=None, validate=_text(1, 500))
 
     @validates_schema
     def _window(self, data: dict[str, Any], **_: Any) -> None:
@@ -299,7 +317,7 @@ class AssignmentListArgs(PageArgs):
 
 class OverrideArgs(StrictSchema):
     override = fields.Boolean(load_default=False)
-    reason = fields.String(load_default=None, validate=validate.Length(1, 500))
+    reason = fields.String(load_default=None, validate=_text(1, 500))
 
     @validates_schema
     def _reason_with_override(self, data: dict[str, Any], **_: Any) -> None:
@@ -317,7 +335,7 @@ class SwapArgs(OverrideArgs):
 
 
 class DeclineArgs(StrictSchema):
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    reason = fields.String(required=True, validate=_text(1, 500))
 
 
 class MyShiftsArgs(StrictSchema):
