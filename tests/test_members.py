@@ -446,3 +446,27 @@ def test_a_nul_in_the_sign_in_phone_is_a_422_not_a_500(client: FlaskClient) -> N
     response = client.post(f"{API}/auth/login", json={"phone": "139\x0000000", "password": "x"})
     assert response.status_code == 422
     assert "phone" in response.get_json()["errors"]
+
+
+def test_lone_surrogates_are_a_422_not_a_500(client: FlaskClient, factory: Factory) -> None:
+    """JSON may spell a lone surrogate ("\\ud800"); no driver can store it as UTF-8."""
+    admin = factory.create_member(branches=(), roles=(("admin", None, None),))
+    member = factory.create_member()
+    headers = factory.headers(admin)
+    for url, raw, field in [
+        (
+            f"{API}/members",
+            '{"name": "王\\ud800明", "phone": "13612345678", "branches": ["patrol"]}',
+            "name",
+        ),
+        (f"{API}/members/{member}/suspend", '{"reason": "\\udc00"}', "reason"),
+        (
+            f"{API}/me/leaves",
+            '{"starts_at": "2030-01-01T00:00:00+08:00", "ends_at": "2030-01-02T00:00:00+08:00",'
+            ' "reason": "\\udc00"}',
+            "reason",
+        ),
+    ]:
+        response = client.post(url, data=raw, content_type="application/json", headers=headers)
+        assert response.status_code == 422, (url, response.get_json())
+        assert field in response.get_json()["errors"]

@@ -6,10 +6,15 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 
 def no_control_characters(value: str) -> None:
-    """:raise ValidationError: NUL and other control characters (PostgreSQL refuses NUL in
-    text, so a query with one would be a 500; none belongs in a name, phone or reason)."""
-    if any((ord(char) < 32 and char not in "\t\n\r") or ord(char) == 127 for char in value):
-        raise ValidationError("Control characters are not allowed.")
+    """:raise ValidationError: control characters or lone surrogates. PostgreSQL refuses NUL
+    in text and no driver can encode a lone surrogate (JSON's "\\ud800") as UTF-8, so either
+    would reach the database as a 500; none belongs in a name, a phone or a reason."""
+    for char in value:
+        code = ord(char)
+        if (code < 32 and char not in "\t\n\r") or code == 127:
+            raise ValidationError("Control characters are not allowed.")
+        if 0xD800 <= code <= 0xDFFF:
+            raise ValidationError("Not valid Unicode text (a lone surrogate).")
 
 
 class RoleSchema(Schema):
