@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from scheduling.model.data import EARTH_RADIUS_KM
-from scheduling.problem import Location, Problem, Volunteer
+from scheduling.problem import Location, Pair, Problem, Volunteer
 
 KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180.0
 
@@ -30,18 +30,19 @@ class _VolunteerGrid:
     def __init__(self, volunteers: list[tuple[int, Location]], radius_km: float) -> None:
         self.radius_km = radius_km
         self.cell_deg = max(radius_km / KM_PER_DEGREE, 1e-6)
-        self.cells: dict[tuple[int, int], list[int]] = defaultdict(list)
         positions = np.array([p for p, _ in volunteers], dtype=np.int64)
         self.positions = positions
         self.lat = np.radians(np.array([loc.lat for _, loc in volunteers], dtype=np.float64))
         self.lon = np.radians(np.array([loc.lon for _, loc in volunteers], dtype=np.float64))
+        cells: dict[tuple[int, int], list[int]] = defaultdict(list)
         for row, (_, location) in enumerate(volunteers):
-            self.cells[self._cell(location.lat, location.lon)].append(row)
+            cells[self._cell(location.lat, location.lon)].append(row)
+        self.cells = {cell: np.array(rows, dtype=np.int64) for cell, rows in cells.items()}
 
     def _cell(self, lat: float, lon: float) -> tuple[int, int]:
         return math.floor(lat / self.cell_deg), math.floor(lon / self.cell_deg)
 
-    def within(self, location: Location) -> list[int]:
+    def within(self, location: Location) -> np.ndarray:
         """Volunteer positions within the radius of a location, in problem order."""
         lat_row, lon_col = self._cell(location.lat, location.lon)
         lat_span = self.radius_km / KM_PER_DEGREE + self.cell_deg
@@ -52,16 +53,19 @@ class _VolunteerGrid:
         if abs(location.lon) + lon_deg + self.cell_deg >= 180.0:
             # Near the antimeridian or a pole the cell walk would wrap; checking everyone is
             # rare there and simply correct.
-            rows = list(range(len(self.positions)))
+            candidates = np.arange(len(self.positions), dtype=np.int64)
         else:
             lon_cells = math.ceil(lon_deg / self.cell_deg) + 1
-            rows = []
-            for dlat in range(-lat_cells, lat_cells + 1):
-                for dlon in range(-lon_cells, lon_cells + 1):
-                    rows.extend(self.cells.get((lat_row + dlat, lon_col + dlon), ()))
-        if not rows:
-            return []
-        candidates = np.unique(np.array(rows, dtype=np.int64))
+            # Cells are disjoint, so their rows need no de-duplication.
+            rows = [
+                found
+                for dlat in range(-lat_cells, lat_cells + 1)
+                for dlon in range(-lon_cells, lon_cells + 1)
+                if (found := self.cells.get((lat_row + dlat, lon_col + dlon))) is not None
+            ]
+            if not rows:
+                return np.zeros(0, dtype=np.int64)
+            candidates = np.concatenate(rows)
         lat1, lon1 = math.radians(location.lat), math.radians(location.lon)
         lat2, lon2 = self.lat[candidates], self.lon[candidates]
         h = (
@@ -69,64 +73,136 @@ class _VolunteerGrid:
             + math.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
         )
         km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
-        keep = candidates[km <= self.radius_km]
-        return sorted(int(p) for p in self.positions[keep])
+        return np.sort(self.positions[candidates[km <= self.radius_km]])
 
 
-def _reachable(problem: Problem) -> dict[Location | None, list[int]]:
-    """Volunteer positions allowed by distance, per distinct shift location."""
-    everyone = list(range(len(problem.volunteers)))
+def _reachable(problem: Problem) -> dict[Location | None, np.ndarray]:
+    """Volunteer positions allowed by distance, per distinct shift location (sorted arrays)."""
+    everyone = np.arange(len(problem.volunteers), dtype=np.int64)
     radius = problem.rules.max_distance_km
     locations = {shift.location for shift in problem.shifts}
     if radius is None:
         return dict.fromkeys(locations, everyone)
-    unlocated = [p for p, v in enumerate(problem.volunteers) if v.location is None]
+    unlocated = np.array(
+        [p for p, v in enumerate(problem.volunteers) if v.location is None], dtype=np.int64
+    )
     located = [(p, v.location) for p, v in enumerate(problem.volunteers) if v.location is not None]
     grid = _VolunteerGrid(located, radius) if located else None
-    reachable: dict[Location | None, list[int]] = {}
+    reachable: dict[Location | None, np.ndarray] = {}
     for location in locations:
         if location is None or grid is None:
             reachable[location] = everyone
         else:
-            reachable[location] = sorted(unlocated + grid.within(location))
+            reachable[location] = np.sort(np.concatenate([unlocated, grid.within(location)]))
     return reachable
 
 
-def _blocked(volunteer: Volunteer, start: float, end: float) -> bool:
-    return any(
-        w.start.timestamp() < end and start < w.end.timestamp() for w in volunteer.unavailable
-    )
+class _Unavailability:
+    """Unavailable windows bucketed by UTC day, so a shift looks only at windows near it."""
+
+    DAY = 86_400
+
+    def __init__(self, volunteers: tuple[Volunteer, ...]) -> None:
+        buckets: dict[int, list[tuple[int, float, float]]] = defaultdict(list)
+        for position, volunteer in enumerate(volunteers):
+            for window in volunteer.unavailable:
+                start, end = window.start.timestamp(), window.end.timestamp()
+                for day in range(int(start // self.DAY), int((end - 1e-9) // self.DAY) + 1):
+                    buckets[day].append((position, start, end))
+        self.buckets = {
+            day: (
+                np.array([i[0] for i in items], dtype=np.int64),
+                np.array([i[1] for i in items], dtype=np.float64),
+                np.array([i[2] for i in items], dtype=np.float64),
+            )
+            for day, items in buckets.items()
+        }
+        self.cache: dict[tuple[float, float], np.ndarray] = {}
+
+    def blocked(self, start: float, end: float) -> np.ndarray:
+        """Positions of volunteers with a window overlapping [start, end), sorted."""
+        key = (start, end)
+        found = self.cache.get(key)
+        if found is None:
+            hits = []
+            for day in range(int(start // self.DAY), int((end - 1e-9) // self.DAY) + 1):
+                bucket = self.buckets.get(day)
+                if bucket is not None:
+                    who, w_start, w_end = bucket
+                    hits.append(who[(w_start < end) & (start < w_end)])
+            found = np.unique(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.int64)
+            self.cache[key] = found
+        return found
 
 
 def eligible_positions(problem: Problem) -> list[list[int]]:
     """For each shift (by position), the positions of the volunteers who may take it."""
-    forbidden: dict[str, set[str]] = defaultdict(set)
-    for pair in problem.forbidden:
-        forbidden[pair.shift].add(pair.volunteer)
-    reachable = _reachable(problem)
     volunteers = problem.volunteers
-    busy = {p for p, v in enumerate(volunteers) if v.unavailable}
-    capped = {p for p, v in enumerate(volunteers) if 0 in v.limits.max_shifts_by_kind.values()}
+    position = {v.id: p for p, v in enumerate(volunteers)}
+    forbidden: dict[str, list[int]] = defaultdict(list)
+    for pair in problem.forbidden:
+        forbidden[pair.shift].append(position[pair.volunteer])
+    capped: dict[str, list[int]] = defaultdict(list)
+    for p, volunteer in enumerate(volunteers):
+        for kind, cap in volunteer.limits.max_shifts_by_kind.items():
+            if cap == 0:
+                capped[kind].append(p)
+    reachable = _reachable(problem)
+    unavailable = _Unavailability(volunteers)
     result: list[list[int]] = []
     for shift in problem.shifts:
         candidates = reachable[shift.location]
-        blocked = forbidden.get(shift.id)
-        if not busy and not capped and not blocked:
-            result.append(candidates)
-            continue
-        start, end = shift.start.timestamp(), shift.end.timestamp()
-        keep = []
-        for position in candidates:
-            volunteer = volunteers[position]
-            if blocked and volunteer.id in blocked:
-                continue
-            if position in busy and _blocked(volunteer, start, end):
-                continue
-            if position in capped and volunteer.limits.max_shifts_by_kind.get(shift.kind) == 0:
-                continue
-            keep.append(position)
-        result.append(keep)
+        excluded = [
+            unavailable.blocked(shift.start.timestamp(), shift.end.timestamp()),
+            np.array(forbidden.get(shift.id, ()), dtype=np.int64),
+            np.array(capped.get(shift.kind, ()), dtype=np.int64),
+        ]
+        out = np.concatenate(excluded)
+        if len(out):
+            candidates = candidates[~np.isin(candidates, out)]
+        result.append(candidates.tolist())
     return result
+
+
+def prune_candidates(
+    problem: Problem, eligible: Sequence[Sequence[int]], per_person: int, keep: Iterable[Pair]
+) -> list[list[int]]:
+    """At most `per_person` x capacity (at least 8) candidates per shift, nearest first, plus
+    every pair in `keep` (pinned, previous, wished for, the warm start).
+
+    At federation scale every post has hundreds of eligible people; a model over all of them
+    is too big to solve in a minute, and the nearest few per slot are where a good roster is.
+    """
+    shift_pos = {s.id: i for i, s in enumerate(problem.shifts)}
+    volunteer_pos = {v.id: i for i, v in enumerate(problem.volunteers)}
+    must: dict[int, set[int]] = defaultdict(set)
+    for pair in keep:
+        must[shift_pos[pair.shift]].add(volunteer_pos[pair.volunteer])
+    lat = np.radians([v.location.lat if v.location else np.nan for v in problem.volunteers])
+    lon = np.radians([v.location.lon if v.location else np.nan for v in problem.volunteers])
+    pruned: list[list[int]] = []
+    for s, people in enumerate(eligible):
+        shift = problem.shifts[s]
+        limit = max(8, per_person * shift.max_people)
+        if len(people) <= limit:
+            pruned.append(list(people))
+            continue
+        candidates = np.array(people, dtype=np.int64)
+        if shift.location is None:
+            chosen = candidates[:limit]
+        else:
+            lat1, lon1 = math.radians(shift.location.lat), math.radians(shift.location.lon)
+            h = (
+                np.sin((lat[candidates] - lat1) / 2) ** 2
+                + math.cos(lat1)
+                * np.cos(lat[candidates])
+                * np.sin((lon[candidates] - lon1) / 2) ** 2
+            )
+            h = np.nan_to_num(h, nan=0.0)
+            chosen = candidates[np.argpartition(h, limit - 1)[:limit]]
+        allowed = set(people)
+        pruned.append(sorted(set(chosen.tolist()) | (must.get(s, set()) & allowed)))
+    return pruned
 
 
 def eligible_pairs(problem: Problem) -> dict[str, list[str]]:
