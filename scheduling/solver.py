@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from ortools.sat.python import cp_model
 
 from scheduling.decompose import Component, components, slice_eligible, slice_problem
-from scheduling.eligibility import eligible_positions
+from scheduling.eligibility import eligible_positions, prune_candidates
 from scheduling.greedy import greedy_result
-from scheduling.lns import fix, improve, sequential_roster
+from scheduling.lns import fix, improve, improve_by_slices, sequential_roster
 from scheduling.model.build import RosterModel, build_model
 from scheduling.model.data import ProblemIndex
 from scheduling.model.objective import score
@@ -23,6 +23,9 @@ from scheduling.problem import Pair, Problem, Shortfall, Solution
 
 # Above this many variables a part gets only a short whole-model run before LNS takes over.
 LARGE_PART = 20_000
+# Above this many eligible pairs, only the nearest CANDIDATES_PER_PERSON per slot are modelled.
+PRUNE_ABOVE = 300_000
+CANDIDATES_PER_PERSON = 6
 # Parts smaller than this are not worth a process of their own.
 PARALLEL_PART = 2_000
 
@@ -125,13 +128,24 @@ def _solve_part(
     task: _PartTask, progress: Callable[[ProgressEvent], None] | None = None
 ) -> _PartResult:
     clock = _Clock()
-    index = ProblemIndex.build(task.problem)
-    rm = build_model(index, task.eligible)
-    n_vars = len(rm.variables.assign)
+    n_vars = sum(len(people) for people in task.eligible)
     hint, hint_valid = task.hint, task.hint_valid
     large = n_vars > LARGE_PART
     if not hint_valid and task.use_lns and large:
         hint, hint_valid = _construct(task, clock, hint)
+    if large and hint_valid and task.use_lns:
+        # Too big to model whole within the limit: improve the valid start cluster by cluster.
+        pairs, rounds = improve_by_slices(
+            task.problem,
+            task.eligible,
+            hint,
+            clock.start + task.time_limit_s,
+            task.seed,
+            task.workers,
+        )
+        return _PartResult("feasible", pairs, None, n_vars, (), rounds)
+    index = ProblemIndex.build(task.problem)
+    rm = build_model(index, task.eligible)
     if hint:
         rm.add_hint(hint)
     whole_share = 1.0 if not task.use_lns else 0.0 if large and hint_valid else 0.35
@@ -178,15 +192,19 @@ def _construct(
 ) -> tuple[tuple[Pair, ...], bool]:
     """The greedy broke a minimum rule: a volunteer-by-volunteer build keeps every rule and
     gives CP-SAT and the LNS a feasible start where whole-model search may find none."""
-    built = sequential_roster(
-        task.problem,
-        task.eligible,
-        clock.start + clock.elapsed() + (task.time_limit_s - clock.elapsed()) * 0.5,
-        task.seed,
-        max(2, task.workers),
-        hard_deadline=clock.start + task.time_limit_s * 0.9,
-    )
-    return (hint, False) if built is None else (built, True)
+    for frugal in (False, True):
+        built = sequential_roster(
+            task.problem,
+            task.eligible,
+            clock.start + clock.elapsed() + (task.time_limit_s - clock.elapsed()) * 0.4,
+            task.seed,
+            max(2, task.workers),
+            hard_deadline=clock.start + task.time_limit_s * 0.9,
+            frugal=frugal,
+        )
+        if built is not None:
+            return built, True
+    return hint, False
 
 
 def _hint_values(rm: RosterModel, hint: Sequence[Pair]) -> tuple[dict[int, int], int]:
@@ -236,6 +254,17 @@ def _quick_conflicts(problem: Problem, index: ProblemIndex, eligible: list[list[
     return found
 
 
+def _model_candidates(problem: Problem, eligible: list[list[int]]) -> list[list[int]]:
+    """All eligible pairs, or at federation scale the nearest few per slot (and every pinned,
+    previous and wished-for pair), so the model stays solvable within the time limit."""
+    if sum(len(people) for people in eligible) <= PRUNE_ABOVE:
+        return eligible
+    wished = [Pair(v.id, r.shift) for v in problem.volunteers for r in v.requests if r.want]
+    return prune_candidates(
+        problem, eligible, CANDIDATES_PER_PERSON, [*problem.pinned, *problem.previous, *wished]
+    )
+
+
 def _run_parts(tasks: list[_PartTask], options: SolveOptions, parallel: bool) -> list[_PartResult]:
     if parallel:
         # Each process runs a one-worker CP-SAT; 'spawn' keeps OR-Tools' threads out of fork.
@@ -273,6 +302,7 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
     conflicts = _quick_conflicts(problem, index, eligible)
     if conflicts:
         return _infeasible(problem, conflicts, clock)
+    eligible = _model_candidates(problem, eligible)
     start = greedy_result(problem, eligible)
     parts = components(problem, eligible)
     budget = max(0.1, options.time_limit_s - clock.elapsed())

@@ -84,3 +84,14 @@ def test_federation_scale_builds_in_seconds(kit: Any) -> None:
     eligible = eligible_pairs(problem)
     assert time.perf_counter() - began < 20
     assert 0 < sum(len(ids) for ids in eligible.values()) < 40_000 * 3000 // 20
+
+
+def test_prune_keeps_the_nearest_and_every_pair_that_must_stay(kit: Any) -> None:
+    from scheduling.eligibility import eligible_positions, prune_candidates
+
+    post = Location(31.0, 121.0)
+    volunteers = [Volunteer(f"v{i}", location=Location(31.0 + i * 0.01, 121.0)) for i in range(30)]
+    problem = kit.problem(volunteers, [kit.shift("s1", location=post, required=1)])
+    pruned = prune_candidates(problem, eligible_positions(problem), 2, [Pair("v29", "s1")])
+    # At least 8 per shift, nearest first, and the far pair that must stay.
+    assert pruned == [[0, 1, 2, 3, 4, 5, 6, 7, 29]]

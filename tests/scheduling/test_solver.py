@@ -126,3 +126,51 @@ def test_curtois_instance1_reaches_the_best_known(kit: Any) -> None:
     problem = read_curtois(str(BENCH / "Instance1.txt"))
     solution = checked(problem, solve(problem, SolveOptions(time_limit_s=10, workers=2)))
     assert solution.objective == 607
+
+
+def test_volunteer_by_volunteer_build_keeps_minimum_rules(kit: Any) -> None:
+    import time
+
+    from scheduling.eligibility import eligible_positions
+    from scheduling.lns import sequential_roster
+
+    people = [
+        Volunteer(
+            f"v{i}",
+            limits=Limits(min_minutes=4 * 480, min_consecutive_days=2, max_consecutive_days=3),
+        )
+        for i in range(3)
+    ]
+    # Room for everyone (as in Curtois, where over-cover is only a cost): each person's
+    # schedule can be chosen alone.
+    shifts = [kit.shift(f"d{d}", d, 8, 8, required=2, capacity=3) for d in range(7)]
+    problem = kit.problem(people, shifts, rules=Rules(one_shift_per_day=True))
+    eligible = eligible_positions(problem)
+    for frugal in (False, True):
+        built = sequential_roster(
+            problem, eligible, time.monotonic() + 10, workers=1, frugal=frugal
+        )
+        assert built is not None
+        assert check(problem, built).ok
+    solution = solve(problem, SolveOptions(time_limit_s=3, workers=1))
+    assert check(problem, solution.assignments).ok
+    assert solution.objective_parts["under"] == 0
+
+
+def test_cluster_search_never_worsens_a_valid_roster(kit: Any) -> None:
+    import time
+
+    from scheduling.eligibility import eligible_positions
+    from scheduling.greedy import greedy_result
+    from scheduling.lns import improve_by_slices
+
+    problem = week_problem(kit, volunteers=8, seed=2)
+    start = greedy_result(problem)
+    assert start.valid
+    before = check(problem, start.assignments).objective
+    pairs, rounds = improve_by_slices(
+        problem, eligible_positions(problem), start.assignments, time.monotonic() + 2, workers=1
+    )
+    report = check(problem, pairs)
+    assert report.ok and rounds > 0
+    assert report.objective <= before
