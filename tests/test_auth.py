@@ -130,3 +130,36 @@ def test_health_and_ready(client: FlaskClient) -> None:
     assert client.get("/api/v1/ready").status_code == 200
     spec = client.get("/api/v1/openapi.json").get_json()
     assert "/api/v1/auth/login" in spec["paths"]
+
+
+def test_control_characters_are_refused_everywhere_not_stored(
+    client: FlaskClient, factory: Factory
+) -> None:
+    member = factory.create_member()
+    headers = factory.headers(member)
+    nul_login = client.post(
+        "/api/v1/auth/login", json={"phone": "139\u00000000000", "password": "x"}
+    )
+    assert nul_login.status_code == 422
+    assert "phone" in nul_login.get_json()["errors"]
+    surrogate = client.put(
+        "/api/v1/me/password",
+        data='{"current_password": "\\ud800", "new_password": "fine password"}',
+        content_type="application/json",
+        headers=headers,
+    )
+    assert surrogate.status_code == 422
+    assert "current_password" in surrogate.get_json()["errors"]
+    query = client.get("/api/v1/members?q=a%00b", headers=headers)
+    assert query.status_code == 422
+    assert "q" in query.get_json()["errors"]
+    nested = client.post(
+        "/api/v1/auth/login", json={"phone": "13900000000", "password": "ok", "x": [{"y": "\x07"}]}
+    )
+    assert nested.status_code == 422
+    assert "x[0].y" in nested.get_json()["errors"]
+    # Line breaks and tabs are ordinary text and pass the guard.
+    ordinary = client.post(
+        "/api/v1/auth/login", json={"phone": "13900000000", "password": "a\tb\n"}
+    )
+    assert ordinary.status_code == 401

@@ -12,6 +12,7 @@ from volunteer_hub import config as hub_config
 from volunteer_hub.database import engine_options, init_database
 from volunteer_hub.errors import register_error_handlers
 from volunteer_hub.extensions import api, db, jwt, limiter, migrate
+from volunteer_hub.textguard import init_text_guard
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -46,5 +47,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_jwt_callbacks(jwt)
     register_blueprints(api)
     register_error_handlers(app)
+    init_text_guard(app)
     register_cli(app)
     return app
