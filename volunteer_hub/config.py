@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,39 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+# Feature settings (check-in windows, wave timing, solver workers, ...) keep their defaults
+# beside the code that uses them; any of them can be set from the environment by name.
+FEATURE_PREFIXES = (
+    "ATTENDANCE_",
+    "DECLINE_",
+    "FCM_",
+    "INCIDENT_",
+    "LOGIN_LIMIT_",
+    "OUTBOX_",
+    "PLAN_",
+    "REMINDER_",
+    "REPLACEMENT_",
+    "SOLVE_",
+    "SOLVER_",
+)
+
+
+def _parse_setting(raw: str) -> Any:
+    """Numbers, booleans and lists as JSON (`3`, `true`, `[24, 2]`); anything else as text."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def feature_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        name: _parse_setting(value)
+        for name, value in environ.items()
+        if name.startswith(FEATURE_PREFIXES)
+    }
+
+
 def from_environment() -> dict[str, Any]:
     """Every setting the app reads, with its default."""
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance_dir() / 'hub.db'}"
@@ -52,6 +87,7 @@ def from_environment() -> dict[str, Any]:
         "FCM_CREDENTIALS": os.environ.get("FCM_CREDENTIALS"),
         "FCM_URL": os.environ.get("FCM_URL"),
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+        **feature_settings(os.environ),
     }
 
 
