@@ -136,3 +136,49 @@ TEMPLATES: dict[str, Template] = {
         ),
     )
 }
+
+# ---------------------------------------------------------------------- shift plans
+# A freed slot offered to a replacement, and swap requests between two volunteers. An offer
+# is worth something only until the shift starts; its collapse key lets a later push about
+# the same offer replace an undelivered one. ``in_return`` is the swap's other half ("and you
+# hand over your shift of ...") and empty for a plain hand-over.
+
+TEMPLATES.update(
+    {
+        t.kind: t
+        for t in (
+            Template(
+                kind="slot_offer",
+                title="空缺班次：{post} {date} {start}-{end}",
+                body="{post}的班次（{date} {start}-{end}）有人请假，现有空缺。"
+                "您可在应用内接受，先接受者得。",
+                required=("offer_id", *_SHIFT),
+                data_keys=("offer_id",),
+                priority="high",
+                ttl_seconds=12 * HOUR,
+                collapse_key="slot-offer-{offer_id}",
+            ),
+            Template(
+                kind="swap_request",
+                title="换班请求：{requester}",
+                body="{requester}请您接替{post}的班次（{date} {start}-{end}）{in_return}。"
+                "请在应用内同意或拒绝。",
+                required=("swap_request_id", "requester", *_SHIFT),
+                optional={"in_return": ""},
+                data_keys=("swap_request_id",),
+                ttl_seconds=DAY,
+                collapse_key="swap-{swap_request_id}",
+            ),
+            Template(
+                kind="swap_decided",
+                title="换班{outcome}：{post} {date} {start}-{end}",
+                body="{post}班次（{date} {start}-{end}）的换班请求{outcome}。{detail}",
+                required=("swap_request_id", "outcome", *_SHIFT),
+                optional={"detail": ""},
+                data_keys=("swap_request_id",),
+                ttl_seconds=2 * DAY,
+                collapse_key="swap-{swap_request_id}",
+            ),
+        )
+    }
+)
