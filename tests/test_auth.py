@@ -163,3 +163,15 @@ def test_control_characters_are_refused_everywhere_not_stored(
         "/api/v1/auth/login", json={"phone": "13900000000", "password": "a\tb\n"}
     )
     assert ordinary.status_code == 401
+
+
+def test_absurd_ids_in_any_path_are_not_found(client: FlaskClient, factory: Factory) -> None:
+    headers = factory.headers(factory.create_member())
+    for path in ("/api/v1/me/inbox/99999999999999999999/read", "/api/v1/members/2147483648"):
+        response = (
+            client.post(path, headers=headers)
+            if "read" in path
+            else client.get(path, headers=headers)
+        )
+        assert response.status_code == 404, path
+        assert response.mimetype == "application/problem+json"

@@ -7,12 +7,30 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter, Map
 
 from volunteer_hub import config as hub_config
 from volunteer_hub.database import engine_options, init_database
 from volunteer_hub.errors import register_error_handlers
 from volunteer_hub.extensions import api, db, jwt, limiter, migrate
 from volunteer_hub.textguard import init_text_guard
+
+MAX_ID = 2**31 - 1
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:...>` in every route stops at the database's integer range, so an absurd id in
+    a path is a 404 rather than an overflow deep in a query."""
+
+    def __init__(
+        self,
+        url_map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = None,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(url_map, fixed_digits, min, MAX_ID if max is None else max, signed)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -28,6 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
+    app.url_map.converters["int"] = BoundedIntConverter
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
 
