@@ -137,6 +137,58 @@ class HoursEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class HoursRollup(Base):
+    """The ledger summed per (federation-local year, branch, member, town, squad), one column
+    pair per month; kept exact by `services.hours.add_entry` in the same transaction as every
+    ledger entry, so `sum(minutes_<m>)` over any rows equals the ledger's sum for that month.
+
+    Why wide: a year of a 40,000-member federation has about as many (member, month) cells as
+    ledger entries, so a narrow per-month rollup would scan nearly as much as the ledger. One
+    row per member and year is an order of magnitude fewer rows, and still per member, which
+    the `members` count (members with positive net minutes in a group) needs.
+
+    `town_id` and `squad_id` are 0 when the entry has none, so that they can be part of the
+    primary key that `INSERT ... ON CONFLICT DO UPDATE` matches (NULLs never conflict).
+    """
+
+    __tablename__ = "hours_rollup"
+    __table_args__ = (Index("ix_hours_rollup_year_member", "year", "member_id"),)
+
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    branch_id: Mapped[int] = mapped_column(
+        ForeignKey("branch.id"), primary_key=True, autoincrement=False
+    )
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("member.id"), primary_key=True, autoincrement=False
+    )
+    town_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    squad_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    minutes_1: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    minutes_2: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    minutes_3: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    minutes_4: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    minutes_5: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    minutes_6: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    minutes_7: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    minutes_8: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    minutes_9: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    minutes_10: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    minutes_11: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    minutes_12: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_1: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_2: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_3: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_4: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_5: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_6: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_7: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_8: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_9: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_10: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_11: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    turns_12: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
 class IdempotencyRecord(Base):
     """The first response to a member's `Idempotency-Key`, replayed for every repeat."""
 

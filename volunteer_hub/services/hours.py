@@ -10,6 +10,9 @@ Public entry points for other features:
 
 - :func:`add_entry` writes any entry (no commit: it joins the caller's transaction).
 - :func:`credit_minutes` is the short form for the incidents feature.
+
+Nothing else may insert into `hours_entry`: `add_entry` also keeps `hours_rollup` (what the
+reports read) exact in the same transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from sqlalchemy.orm import Session
 from volunteer_hub.errors import Conflict, NotFound, ValidationFailed
 from volunteer_hub.models import Branch, Member, Squad, Town
 from volunteer_hub.models.attendance import HoursEntry, HoursKind
-from volunteer_hub.services import audit
+from volunteer_hub.services import audit, hours_rollup
 
 DEFAULT_TZ = "Asia/Shanghai"
 # A single entry above a week of service is a typing error, not a credit.
@@ -93,6 +96,7 @@ def add_entry(
     if turns is None:
         turns = 1 if kind in (HoursKind.ATTENDANCE, HoursKind.INCIDENT) else 0
     day = local_day(occurred_at)
+    squad_id = squad_of(session, branch_id, town_id)
     entry = HoursEntry(
         kind=kind,
         minutes=minutes,
@@ -100,7 +104,7 @@ def add_entry(
         member_id=member_id,
         branch_id=branch_id,
         town_id=town_id,
-        squad_id=squad_of(session, branch_id, town_id),
+        squad_id=squad_id,
         occurred_at=occurred_at,
         service_day=day,
         service_month=day.replace(day=1),
@@ -113,6 +117,17 @@ def add_entry(
     )
     session.add(entry)
     session.flush()
+    # Same transaction as the entry: the rollup is never ahead of or behind the ledger.
+    hours_rollup.bump(
+        session,
+        service_month=entry.service_month,
+        branch_id=branch_id,
+        member_id=member_id,
+        town_id=town_id,
+        squad_id=squad_id,
+        minutes=minutes,
+        turns=turns,
+    )
     return entry
 
 

@@ -1,10 +1,16 @@
-"""Service-hours reports from the ledger, and their CSV and XLSX exports.
+"""Service-hours reports from the rollup and the ledger, and their CSV and XLSX exports.
 
 Figures are sums of ledger entries, so corrections and reversals are counted where they apply.
 `members` counts the members whose net minutes in the group are positive (a fully reversed
-entry does not make someone a contributor). The query aggregates per member first and then
-per group: on PostgreSQL the first step streams from a covering index in key order, which
-keeps a year of a 40,000-member federation fast without a rollup table.
+entry does not make someone a contributor); a group whose minutes, turns and members are all
+zero (say, a credit and its reversal) is not a row.
+
+Whole months come from `hours_rollup` (one row per member and year, a column pair per month;
+see `models.attendance.HoursRollup`), which is kept exact in the same transaction as every
+ledger entry. A range that starts or ends inside a month reads that month's days from the
+ledger, or reads the whole month from the rollup and subtracts the days outside the range from
+the ledger, whichever touches fewer days. Either way a report is the same as aggregating the
+ledger directly (`ledger_report`, which the tests compare it with).
 """
 
 from __future__ import annotations
@@ -12,15 +18,27 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import Select, case, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Subquery,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from volunteer_hub.models import Branch, Member, Squad, Town
-from volunteer_hub.models.attendance import HoursEntry
+from volunteer_hub.models.attendance import HoursEntry, HoursRollup
+from volunteer_hub.services import hours_rollup
 
 DIMENSIONS = ("branch", "town", "squad", "member", "month")
 COLUMNS: dict[str, Any] = {
@@ -30,7 +48,13 @@ COLUMNS: dict[str, Any] = {
     "member": HoursEntry.member_id,
     "month": HoursEntry.service_month,
 }
-GROUP_ORDER = ("branch", "month", "member", "town", "squad")
+# The rollup stores "no town" / "no squad" as 0 (a key column); reports show them as NULL.
+ROLLUP_COLUMNS: dict[str, Any] = {
+    "branch": HoursRollup.branch_id,
+    "town": func.nullif(HoursRollup.town_id, 0),
+    "squad": func.nullif(HoursRollup.squad_id, 0),
+    "member": HoursRollup.member_id,
+}
 SHEET_NAMES = {
     "branch": "按分会",
     "town": "按镇街",
@@ -56,63 +80,259 @@ class Filter:
     branch_ids: frozenset[int] | None = None  # None: every branch
 
 
+# ---------------------------------------------------------------------- splitting a range
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Ledger days [first, last] (inside one month) added (+1) or subtracted (-1)."""
+
+    first: date
+    last: date
+    sign: int
+
+
+@dataclass
+class Split:
+    """A date range as whole rollup months per year plus signed ledger pieces."""
+
+    whole: dict[int, list[int]] = field(default_factory=dict)
+    pieces: list[Piece] = field(default_factory=list)
+
+    def years(self) -> list[int]:
+        return sorted(set(self.whole) | {p.first.year for p in self.pieces})
+
+
+def _month_end(month: date) -> date:
+    following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return following - timedelta(days=1)
+
+
+def split_range(flt: Filter, span: tuple[int, int] | None) -> Split:
+    """Whole months and edge pieces covering the filter's days within `span` (the years that
+    have any entry; outside them there is nothing to read)."""
+    split = Split()
+    if span is None:
+        return split
+    first = max(flt.date_from or date.min, date(span[0], 1, 1))
+    last = min(flt.date_to or date.max, date(span[1], 12, 31))
+    month = first.replace(day=1)
+    while month <= last:
+        end = _month_end(month)
+        a, b = max(first, month), min(last, end)
+        inside = (b - a).days + 1
+        outside = (end - month).days + 1 - inside
+        if outside == 0 or outside < inside:
+            split.whole.setdefault(month.year, []).append(month.month)
+            if a > month:
+                split.pieces.append(Piece(month, a - timedelta(days=1), -1))
+            if b < end:
+                split.pieces.append(Piece(b + timedelta(days=1), end, -1))
+        else:
+            split.pieces.append(Piece(a, b, 1))
+        month = end + timedelta(days=1)
+    return split
+
+
+# ---------------------------------------------------------------------- facts
+# A "facts" subquery has one row per (dimension values, member) contribution with columns
+# named after the dimensions (member as `mid`), `m` (minutes) and `t` (turns).
+
+
 Ts = TypeVarTuple("Ts")
 
 
-def _where(query: Select[*Ts], flt: Filter) -> Select[*Ts]:
-    if flt.date_from is not None:
-        query = query.where(HoursEntry.service_day >= flt.date_from)
-    if flt.date_to is not None:
-        query = query.where(HoursEntry.service_day <= flt.date_to)
+def _branch_filter(query: Select[*Ts], column: Any, flt: Filter) -> Select[*Ts]:
     if flt.branch_ids is not None:
-        query = query.where(HoursEntry.branch_id.in_(sorted(flt.branch_ids)))
+        query = query.where(column.in_(sorted(flt.branch_ids)))
     return query
 
 
-def _grouped(group_by: Sequence[str], flt: Filter) -> Select[Any]:
-    """Per group: minutes, turns and contributing members, in two aggregation steps."""
-    dims = [COLUMNS[d].label(d) for d in group_by]
-    per_member = _where(
-        select(
-            *dims,
-            HoursEntry.member_id.label("mid"),
-            func.sum(HoursEntry.minutes).label("m"),
-            func.sum(HoursEntry.turns).label("t"),
-        ),
-        flt,
+def _ledger_where(query: Select[*Ts], first: date | None, last: date | None) -> Select[*Ts]:
+    if first is not None:
+        query = query.where(HoursEntry.service_day >= first)
+    if last is not None:
+        query = query.where(HoursEntry.service_day <= last)
+    return query
+
+
+def _piece_filter(query: Select[Any], piece: Piece, flt: Filter) -> Select[Any]:
+    """The ledger rows of one piece, in the filter's branches."""
+    return _branch_filter(_ledger_where(query, piece.first, piece.last), HoursEntry.branch_id, flt)
+
+
+def _signed(column: Any, sign: int) -> ColumnElement[Any]:
+    return column if sign > 0 else -column
+
+
+def ledger_facts(dims: Sequence[str], flt: Filter) -> Subquery:
+    """Every ledger entry in the filter: the direct aggregation that the rollup must equal."""
+    query: Select[Any] = select(
+        *[COLUMNS[d].label(d) for d in dims],
+        HoursEntry.member_id.label("mid"),
+        HoursEntry.minutes.label("m"),
+        HoursEntry.turns.label("t"),
     )
-    names = list(group_by)
-    # Group in the covering index's column order (branch, month, member): PostgreSQL 15 does
-    # not reorder GROUP BY keys itself, and in index order it streams instead of hashing.
-    keys = sorted({*group_by, "member"}, key=GROUP_ORDER.index)
-    per_member = per_member.group_by(*[COLUMNS[d] for d in keys])
-    inner = per_member.subquery()
-    outer_dims = [inner.c[n] for n in names]
-    positive = func.sum(case((inner.c.m > 0, 1), else_=0))
-    return select(
-        *outer_dims,
-        func.sum(inner.c.m).label("minutes"),
-        func.sum(inner.c.t).label("turns"),
-        positive.label("members"),
-    ).group_by(*outer_dims)
+    query = _ledger_where(query, flt.date_from, flt.date_to)
+    return _branch_filter(query, HoursEntry.branch_id, flt).subquery("facts")
 
 
-def totals(session: Session, flt: Filter) -> dict[str, int]:
-    """Whole-range totals: minutes, turns and contributing members."""
-    per_member = _where(
+def rollup_facts(dims: Sequence[str], flt: Filter, split: Split) -> Subquery | None:
+    """The same rows as `ledger_facts` would sum to, per member: whole months from the rollup
+    (one row per rollup row and year), edge pieces from the ledger. `dims` has no month."""
+    parts: list[Select[Any]] = []
+    for year, months in sorted(split.whole.items()):
+        minutes = sum(
+            (hours_rollup.minutes_col(k) for k in months[1:]), hours_rollup.minutes_col(months[0])
+        )
+        turns = sum(
+            (hours_rollup.turns_col(k) for k in months[1:]), hours_rollup.turns_col(months[0])
+        )
+        query: Select[Any] = select(
+            *[ROLLUP_COLUMNS[d].label(d) for d in dims],
+            HoursRollup.member_id.label("mid"),
+            minutes.label("m"),
+            turns.label("t"),
+        ).where(HoursRollup.year == year)
+        parts.append(_branch_filter(query, HoursRollup.branch_id, flt))
+    for piece in split.pieces:
+        piece_query: Select[Any] = select(
+            *[COLUMNS[d].label(d) for d in dims],
+            HoursEntry.member_id.label("mid"),
+            _signed(HoursEntry.minutes, piece.sign).label("m"),
+            _signed(HoursEntry.turns, piece.sign).label("t"),
+        )
+        parts.append(_piece_filter(piece_query, piece, flt))
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0].subquery("facts")
+    return union_all(*parts).subquery("facts")
+
+
+# ---------------------------------------------------------------------- aggregation
+
+
+def _grouped(facts: Subquery, group_by: Sequence[str]) -> Select[Any]:
+    """Per group: minutes, turns and contributing members, in two aggregation steps (per
+    member, then per group); all-zero groups are left out."""
+    keys = [facts.c[d] for d in group_by if d != "member"]
+    per_member = (
         select(
-            func.sum(HoursEntry.minutes).label("m"), func.sum(HoursEntry.turns).label("t")
-        ).group_by(HoursEntry.member_id),
-        flt,
-    ).subquery()
+            *keys,
+            facts.c.mid,
+            func.sum(facts.c.m).label("m"),
+            func.sum(facts.c.t).label("t"),
+        )
+        .group_by(*keys, facts.c.mid)
+        .subquery("per_member")
+    )
+    outer = [
+        per_member.c.mid.label("member") if d == "member" else per_member.c[d] for d in group_by
+    ]
+    minutes = func.sum(per_member.c.m)
+    turns = func.sum(per_member.c.t)
+    members = func.sum(case((per_member.c.m > 0, 1), else_=0))
+    query = select(*outer, minutes.label("minutes"), turns.label("turns"), members.label("members"))
+    group_cols = [per_member.c.mid if d == "member" else per_member.c[d] for d in group_by]
+    return query.group_by(*group_cols).having(or_(minutes != 0, turns != 0, members > 0))
+
+
+def _totals(session: Session, facts: Subquery | None) -> dict[str, int]:
+    """Whole-range totals: minutes, turns and contributing members."""
+    if facts is None:
+        return {"total_minutes": 0, "turns": 0, "members": 0}
+    per_member = (
+        select(func.sum(facts.c.m).label("m"), func.sum(facts.c.t).label("t"))
+        .group_by(facts.c.mid)
+        .subquery()
+    )
     row = session.execute(
         select(
             func.coalesce(func.sum(per_member.c.m), 0),
             func.coalesce(func.sum(per_member.c.t), 0),
-            func.count().filter(per_member.c.m > 0),
+            func.coalesce(func.sum(case((per_member.c.m > 0, 1), else_=0)), 0),
         )
     ).one()
     return {"total_minutes": int(row[0]), "turns": int(row[1]), "members": int(row[2])}
+
+
+def _month_rows(
+    session: Session, group_by: Sequence[str], flt: Filter, split: Split
+) -> list[dict[str, Any]]:
+    """Rows of a grouping by month (and branch, town or squad) from the rollup: one query per
+    calendar year with a column per month, so the per-member step reads each rollup row once
+    instead of once per month; pivoted to (month, ...) rows here."""
+    other = [d for d in group_by if d != "month"]
+    rows: list[dict[str, Any]] = []
+    zero: ColumnElement[Any] = literal_column("0")
+    for year in split.years():
+        whole = split.whole.get(year, [])
+        pieces = [p for p in split.pieces if p.first.year == year]
+        months = sorted(set(whole) | {p.first.month for p in pieces})
+        parts: list[Select[Any]] = []
+        if whole:
+            query: Select[Any] = select(
+                *[ROLLUP_COLUMNS[d].label(d) for d in other],
+                HoursRollup.member_id.label("mid"),
+                *[
+                    (hours_rollup.minutes_col(k) if k in whole else zero).label(f"m{k}")
+                    for k in months
+                ],
+                *[
+                    (hours_rollup.turns_col(k) if k in whole else zero).label(f"t{k}")
+                    for k in months
+                ],
+            ).where(HoursRollup.year == year)
+            parts.append(_branch_filter(query, HoursRollup.branch_id, flt))
+        for piece in pieces:
+            mine = piece.first.month
+            piece_query: Select[Any] = select(
+                *[COLUMNS[d].label(d) for d in other],
+                HoursEntry.member_id.label("mid"),
+                *[
+                    (_signed(HoursEntry.minutes, piece.sign) if k == mine else zero).label(f"m{k}")
+                    for k in months
+                ],
+                *[
+                    (_signed(HoursEntry.turns, piece.sign) if k == mine else zero).label(f"t{k}")
+                    for k in months
+                ],
+            )
+            parts.append(_piece_filter(piece_query, piece, flt))
+        facts = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("facts")
+        keys = [facts.c[d] for d in other]
+        per_member = (
+            select(
+                *keys,
+                *[func.sum(facts.c[f"{c}{k}"]).label(f"{c}{k}") for c in "mt" for k in months],
+            )
+            .group_by(*keys, facts.c.mid)
+            .subquery("per_member")
+        )
+        outer = [per_member.c[d] for d in other]
+        grouped = select(
+            *outer,
+            *[func.sum(per_member.c[f"{c}{k}"]).label(f"{c}{k}") for c in "mt" for k in months],
+            *[
+                func.sum(case((per_member.c[f"m{k}"] > 0, 1), else_=0)).label(f"n{k}")
+                for k in months
+            ],
+        ).group_by(*outer)
+        for r in session.execute(grouped).mappings():
+            for k in months:
+                minutes, turns, members = (int(r[f"{c}{k}"] or 0) for c in "mtn")
+                if minutes or turns or members:
+                    row = {d: r[d] for d in other}
+                    row.update(
+                        month=date(year, k, 1), minutes=minutes, turns=turns, members=members
+                    )
+                    rows.append(row)
+    rows.sort(key=lambda r: tuple((r[d] is None, r[d] or 0) for d in group_by))
+    return rows
+
+
+# ---------------------------------------------------------------------- labels
 
 
 def _labels(session: Session, dim: str, ids: set[Any]) -> dict[Any, tuple[str, str]]:
@@ -146,20 +366,37 @@ NO_VALUE = ("none", "（未归属）")
 
 
 def _rows(session: Session, group_by: Sequence[str], raw: Sequence[Any]) -> list[dict[str, Any]]:
-    labels = {d: _labels(session, d, {r._mapping[d] for r in raw}) for d in group_by}
+    """API rows from raw rows (mappings with the dimensions, minutes, turns, members)."""
+    labels = {d: _labels(session, d, {r[d] for r in raw}) for d in group_by}
     rows = []
     for r in raw:
-        parts = [labels[d].get(r._mapping[d], NO_VALUE) for d in group_by]
+        parts = [labels[d].get(r[d], NO_VALUE) for d in group_by]
         row: dict[str, Any] = {
             "key": "/".join(p[0] for p in parts),
             "name": " ".join(p[1] for p in parts),
         }
         row.update({d: parts[i][0] for i, d in enumerate(group_by)})
         row.update(
-            minutes=int(r.minutes or 0), turns=int(r.turns or 0), members=int(r.members or 0)
+            minutes=int(r["minutes"] or 0),
+            turns=int(r["turns"] or 0),
+            members=int(r["members"] or 0),
         )
         rows.append(row)
     return rows
+
+
+# ---------------------------------------------------------------------- reports
+
+
+def _check(group_by: Sequence[str]) -> None:
+    if not group_by or len(set(group_by)) != len(group_by) or set(group_by) - set(DIMENSIONS):
+        raise ValueError(f"bad grouping {group_by!r}")
+
+
+def _no_jit(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        # Compiling these sub-second aggregates with JIT costs more than it saves.
+        session.execute(text("SET LOCAL jit = off"))
 
 
 def hours_report(
@@ -170,7 +407,7 @@ def hours_report(
     page: int | None = None,
     page_size: int = 50,
 ) -> dict[str, Any]:
-    """Minutes, turns and members per group over the filter.
+    """Minutes, turns and members per group over the filter, from the rollup.
 
     :param group_by: one or two of DIMENSIONS (e.g. ``["month", "branch"]``).
     :param page: for member groupings, which page (ordered by minutes, most first); None
@@ -179,21 +416,65 @@ def hours_report(
         ``page``, ``page_size`` when paged.
     :raise ValueError: an unknown or repeated dimension (the schema refuses these first).
     """
-    if not group_by or len(set(group_by)) != len(group_by) or set(group_by) - set(DIMENSIONS):
-        raise ValueError(f"bad grouping {group_by!r}")
-    if session.get_bind().dialect.name == "postgresql":
-        # Compiling these sub-second aggregates with JIT costs more than it saves.
-        session.execute(text("SET LOCAL jit = off"))
+    _check(group_by)
+    _no_jit(session)
+    if "month" in group_by and "member" in group_by:
+        # Member-month cells are about as many as ledger entries: the rollup saves nothing.
+        return ledger_report(session, group_by=group_by, flt=flt, page=page, page_size=page_size)
+    split = split_range(flt, hours_rollup.year_span(session))
+    others = [d for d in group_by if d != "month"]
     result: dict[str, Any] = {"group_by": list(group_by)}
+    if "month" in group_by:
+        raw = _month_rows(session, group_by, flt, split)
+        result["rows"] = _rows(session, group_by, raw)
+        return result | _totals(session, rollup_facts([], flt, split))
+    facts = rollup_facts(others, flt, split)
+    if facts is None:
+        empty = {"rows": [], "total_minutes": 0, "turns": 0, "members": 0}
+        paged = {"total": 0, "page": page, "page_size": page_size}
+        return result | empty | (paged if page is not None and "member" in group_by else {})
+    totals_facts = rollup_facts([], flt, split)
+    return result | _finish(session, group_by, facts, totals_facts, page, page_size)
+
+
+def ledger_report(
+    session: Session,
+    *,
+    group_by: Sequence[str],
+    flt: Filter,
+    page: int | None = None,
+    page_size: int = 50,
+) -> dict[str, Any]:
+    """The same report aggregated directly from the ledger (the reference for the rollup, and
+    the way for member-by-month groupings). Arguments and result as `hours_report`."""
+    _check(group_by)
+    _no_jit(session)
+    dims = [d for d in group_by if d != "member"]
+    facts = ledger_facts(dims, flt)
+    totals_facts = ledger_facts([], flt)
+    return {"group_by": list(group_by)} | _finish(
+        session, group_by, facts, totals_facts, page, page_size
+    )
+
+
+def _finish(
+    session: Session,
+    group_by: Sequence[str],
+    facts: Subquery,
+    totals_facts: Subquery | None,
+    page: int | None,
+    page_size: int,
+) -> dict[str, Any]:
+    """Order, page, label and total the grouped facts."""
     if page is not None and list(group_by) == ["member"]:
-        return result | _member_page(session, flt, page, page_size)
-    query = _grouped(group_by, flt)
+        return _member_page(session, facts, totals_facts, page, page_size)
+    query = _grouped(facts, group_by)
+    cols = query.selected_columns
     if "member" in group_by:
-        query = query.order_by(
-            query.selected_columns.minutes.desc(), *[query.selected_columns[d] for d in group_by]
-        )
+        query = query.order_by(cols.minutes.desc(), *[cols[d] for d in group_by])
     else:
-        query = query.order_by(*[query.selected_columns[d] for d in group_by])
+        query = query.order_by(*[cols[d] for d in group_by])
+    result: dict[str, Any] = {}
     if page is not None and "member" in group_by:
         sub = query.order_by(None).subquery()
         result.update(
@@ -202,15 +483,17 @@ def hours_report(
             page_size=page_size,
         )
         query = query.limit(page_size).offset((page - 1) * page_size)
-    result["rows"] = _rows(session, group_by, session.execute(query).all())
-    result.update(totals(session, flt))
-    return result
+    raw = list(session.execute(query).mappings())
+    result["rows"] = _rows(session, group_by, raw)
+    return result | _totals(session, totals_facts)
 
 
-def _member_page(session: Session, flt: Filter, page: int, page_size: int) -> dict[str, Any]:
+def _member_page(
+    session: Session, facts: Subquery, totals_facts: Subquery | None, page: int, page_size: int
+) -> dict[str, Any]:
     """One page of the member grouping with the totals, from a single aggregation pass:
     window sums over every member's row ride along with the page."""
-    grouped = _grouped(["member"], flt).subquery()
+    grouped = _grouped(facts, ["member"]).subquery()
     query = (
         select(
             grouped,
@@ -223,21 +506,23 @@ def _member_page(session: Session, flt: Filter, page: int, page_size: int) -> di
         .limit(page_size)
         .offset((page - 1) * page_size)
     )
-    raw = session.execute(query).all()
+    raw = list(session.execute(query).mappings())
     result: dict[str, Any] = {"rows": _rows(session, ["member"], raw), "page": page}
     result["page_size"] = page_size
     if raw:
         first = raw[0]
+        # Every member with any minutes, turns or a positive net is a row here, so the sums
+        # over the rows are the range's totals.
         result.update(
-            total=int(first.n_groups),
-            total_minutes=int(first.all_minutes or 0),
-            turns=int(first.all_turns or 0),
-            members=int(first.all_members or 0),
+            total=int(first["n_groups"]),
+            total_minutes=int(first["all_minutes"] or 0),
+            turns=int(first["all_turns"] or 0),
+            members=int(first["all_members"] or 0),
         )
         return result
     # Past the last page: nothing to ride along with, so count separately.
     counted = select(func.count()).select_from(grouped)
-    result.update(total=int(session.scalar(counted) or 0), **totals(session, flt))
+    result.update(total=int(session.scalar(counted) or 0), **_totals(session, totals_facts))
     return result
 
 

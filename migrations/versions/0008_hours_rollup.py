@@ -1,0 +1,106 @@
+"""hours rollup: the ledger summed per year, branch, member, town and squad, by month.
+
+Reports read whole months from this table instead of scanning the ledger. Existing ledger rows
+are summed into it here; from then on `services.hours.add_entry` keeps it exact in the same
+transaction as each entry.
+
+Revision ID: 0008
+Revises: 0006
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0008"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+MONTHS = range(1, 13)
+
+
+def _backfill():
+    """Sum the existing ledger into the rollup (portable SQL: extract() compiles to
+    EXTRACT on PostgreSQL and strftime on SQLite)."""
+    entry = sa.table(
+        "hours_entry",
+        sa.column("member_id", sa.Integer),
+        sa.column("branch_id", sa.Integer),
+        sa.column("town_id", sa.Integer),
+        sa.column("squad_id", sa.Integer),
+        sa.column("service_month", sa.Date),
+        sa.column("minutes", sa.Integer),
+        sa.column("turns", sa.Integer),
+    )
+    keys = ["year", "branch_id", "member_id", "town_id", "squad_id"]
+    sums = [f"minutes_{k}" for k in MONTHS] + [f"turns_{k}" for k in MONTHS]
+    rollup = sa.table("hours_rollup", *[sa.column(name, sa.Integer) for name in keys + sums])
+    month = sa.extract("month", entry.c.service_month)
+    key_exprs = [
+        sa.cast(sa.extract("year", entry.c.service_month), sa.Integer),
+        entry.c.branch_id,
+        entry.c.member_id,
+        sa.func.coalesce(entry.c.town_id, 0),
+        sa.func.coalesce(entry.c.squad_id, 0),
+    ]
+    sum_exprs = [
+        sa.func.sum(sa.case((month == k, entry.c[column]), else_=0))
+        for column in ("minutes", "turns")
+        for k in MONTHS
+    ]
+    source = sa.select(*key_exprs, *sum_exprs).group_by(*key_exprs)
+    op.execute(rollup.insert().from_select(keys + sums, source))
+
+
+def upgrade():
+    op.create_table(
+        "hours_rollup",
+        sa.Column("year", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("branch_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("member_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("town_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("squad_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("minutes_1", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("minutes_2", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("minutes_3", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("minutes_4", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("minutes_5", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("minutes_6", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("minutes_7", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("minutes_8", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("minutes_9", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("minutes_10", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("minutes_11", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("minutes_12", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_1", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_2", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_3", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_4", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_5", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_6", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_7", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_8", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_9", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_10", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_11", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("turns_12", sa.Integer(), server_default="0", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["branch_id"], ["branch.id"], name=op.f("fk_hours_rollup_branch_id_branch")
+        ),
+        sa.ForeignKeyConstraint(
+            ["member_id"], ["member.id"], name=op.f("fk_hours_rollup_member_id_member")
+        ),
+        sa.PrimaryKeyConstraint(
+            "year", "branch_id", "member_id", "town_id", "squad_id", name=op.f("pk_hours_rollup")
+        ),
+    )
+    with op.batch_alter_table("hours_rollup", schema=None) as batch_op:
+        batch_op.create_index("ix_hours_rollup_year_member", ["year", "member_id"], unique=False)
+    _backfill()
+
+
+def downgrade():
+    with op.batch_alter_table("hours_rollup", schema=None) as batch_op:
+        batch_op.drop_index("ix_hours_rollup_year_member")
+
+    op.drop_table("hours_rollup")
