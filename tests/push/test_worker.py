@@ -66,7 +66,7 @@ class Worker:
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8")
 
-    def wait_started(self, timeout: float = 60) -> None:
+    def wait_started(self, timeout: float = 180) -> None:
         _wait(lambda: "worker: started" in self.text(), timeout, f"worker start: {self.text()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
@@ -102,6 +102,7 @@ def workers(
         if worker.process.poll() is None:
             worker.process.kill()
             worker.process.wait()
+        worker._out.close()
 
 
 def _statuses(app: Flask) -> dict[OutboxStatus, int]:
@@ -134,14 +135,14 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_keep_their_messa
         db.session.remove()
 
     first = workers("first", OUTBOX_LEASE_S="3")
-    _wait(lambda: len(fake_fcm.messages()) >= 20, 60, f"fast sends: {first.text()}")
+    _wait(lambda: len(fake_fcm.messages()) >= 20, 180, f"fast sends: {first.text()}")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     assert _statuses(push.app) == {OutboxStatus.PENDING: 30}  # nothing was recorded
 
     for index in range(10):
         fake_fcm.set_token_error(f"phone-{index}", None)
     second = workers("second", OUTBOX_LEASE_S="3")
-    _wait(lambda: _statuses(push.app) == {OutboxStatus.SENT: 30}, 60, "the second worker")
+    _wait(lambda: _statuses(push.app) == {OutboxStatus.SENT: 30}, 180, "the second worker")
     assert second.stop() == 0  # SIGTERM: graceful
 
     delivered: dict[str, set[str]] = defaultdict(set)
@@ -167,7 +168,7 @@ def test_two_workers_share_one_outbox_and_send_each_message_once(
 
     for member in members:
         push.enqueue(member)
-    _wait(lambda: _statuses(push.app) == {OutboxStatus.SENT: 300}, 120, "both workers")
+    _wait(lambda: _statuses(push.app) == {OutboxStatus.SENT: 300}, 240, "both workers")
     assert one.stop() == 0
     assert two.stop() == 0
 
