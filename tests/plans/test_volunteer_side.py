@@ -63,7 +63,7 @@ def test_decline_offers_the_slot_and_the_first_replacement_takes_it(
         f"/api/v1/assignments/{assignment}/decline", json={"reason": "家里有事"}, headers=mine
     )
     assert declined.status_code == 200 and declined.get_json()["status"] == "declined"
-    offers = [p for p in outbox_rows(app, mark) if p["kind"] == "announcement"]
+    offers = [p for p in outbox_rows(app, mark) if p["kind"] == "slot_offer"]
     offered = [p["recipient"] for p in offers]
     assert len(offered) == 3 and world.volunteers[0] not in offered
     # Least loaded, then nearest: the coordinator (a patrol member living at the post) and

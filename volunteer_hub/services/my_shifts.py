@@ -35,15 +35,10 @@ from volunteer_hub.models.plans import (
 )
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import audit, outbox
+from volunteer_hub.services.outbox import BulkPush
 from volunteer_hub.services.plans import ROSTER_STATUSES, _Change, violations_of
 from volunteer_hub.services.problem_builder import KM_PER_DEGREE, BuilderSettings
-from volunteer_hub.services.publish import (
-    Push,
-    _Row,
-    enqueue_pushes,
-    find_conflicts,
-    reminder_pushes,
-)
+from volunteer_hub.services.publish import reminder_pushes, shift_info
 
 # What a volunteer sees: never a proposal nobody has published.
 VISIBLE_STATUSES = (
@@ -345,24 +340,20 @@ def offer_replacements(
     session.add_all(offers)
     session.flush()
     shift = session.get_one(Shift, freed.shift_id)
-    when = shift_params(shift.starts_at, shift.ends_at)
-    slot = f"{shift.post.name} {when['date']} {when['start']}-{when['end']}"
-    # No slot-offer template exists yet; an announcement carries the offer's text and id.
-    pushes = [
-        Push(
-            offer.member_id,
-            "announcement",
-            {
-                "announcement_id": f"slot-offer-{offer.id}",
-                "title": f"空缺班次：{slot}",
-                "body": f"班次（{slot}）有空缺，您可在应用内接受。",
-            },
-            f"slot-offer:{offer.id}",
-            freed.id,
-        )
-        for offer in offers
-    ]
-    enqueue_pushes(session, pushes)
+    when = {"post": shift.post.name, **shift_params(shift.starts_at, shift.ends_at)}
+    outbox.enqueue_bulk(
+        session,
+        [
+            BulkPush(
+                offer.member_id,
+                "slot_offer",
+                {"offer_id": str(offer.id), **when},
+                dedupe_key=f"slot-offer:{offer.id}",
+                assignment_id=freed.id,
+            )
+            for offer in offers
+        ],
+    )
     return offers
 
 
@@ -410,19 +401,7 @@ def take_offer(
         _close_offers(session, offer.declined_assignment_id)
         session.commit()
         raise Conflict("Someone else took this slot first.")
-    row = _Row(
-        0,
-        member_id,
-        shift.id,
-        AssignmentStatus.ACCEPTED,
-        False,
-        shift.starts_at,
-        shift.ends_at,
-        shift.starts_at,
-        shift.ends_at,
-        shift.post.name,
-    )
-    if find_conflicts(session, -1, [row]):
+    if overlapping_active(session, member_id, shift.starts_at, shift.ends_at):
         raise Conflict("You are already on an overlapping shift.")
     now = utcnow()
     assignment = Assignment(
@@ -442,19 +421,10 @@ def take_offer(
     offer.status = SlotOfferStatus.TAKEN
     offer.responded_at = now
     _close_offers(session, offer.declined_assignment_id)
-    reminder_row = _Row(
-        assignment.id,
-        member_id,
-        shift.id,
-        AssignmentStatus.ACCEPTED,
-        False,
-        shift.starts_at,
-        shift.ends_at,
-        shift.starts_at,
-        shift.ends_at,
-        shift.post.name,
+    info = shift_info(shift.id, shift.starts_at, shift.ends_at, shift.post.name)
+    outbox.enqueue_bulk(
+        session, reminder_pushes(assignment.id, member_id, info, rules.reminder_offsets_h, now)
     )
-    enqueue_pushes(session, reminder_pushes(reminder_row, rules.reminder_offsets_h, now))
     audit.record(
         session,
         member_id,
@@ -465,6 +435,27 @@ def take_offer(
     )
     session.commit()
     return assignment
+
+
+def overlapping_active(
+    session: Session,
+    member_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    *,
+    ignore: Iterable[int] = (),
+) -> list[int]:
+    """The member's active assignments overlapping [starts_at, ends_at), but `ignore`d ones."""
+    query = select(Assignment.id).where(
+        Assignment.member_id == member_id,
+        Assignment.status.in_(ACTIVE_STATUSES),
+        Assignment.starts_at < ends_at,
+        Assignment.ends_at > starts_at,
+    )
+    ignored = list(ignore)
+    if ignored:
+        query = query.where(Assignment.id.not_in(ignored))
+    return list(session.scalars(query))
 
 
 def _close_offers(session: Session, declined_assignment_id: int) -> None:
