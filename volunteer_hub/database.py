@@ -19,7 +19,17 @@ from volunteer_hub.extensions import db
 def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    # No pre-ping: it is a round trip on every checkout (a check-in is a handful). Connections
+    # are recycled before server or proxy idle timeouts instead, and when one turns out dead
+    # SQLAlchemy sees the disconnect error and invalidates every connection of the pool made
+    # before it, so a database restart costs the requests in flight, not every later one.
+    return {
+        "pool_pre_ping": False,
+        "pool_recycle": 300,
+        "pool_use_lifo": True,
+        "pool_size": 10,
+        "max_overflow": 20,
+    }
 
 
 def _configure_sqlite(engine: Engine) -> None:

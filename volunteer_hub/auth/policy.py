@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import g
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import literal, select
 
 from volunteer_hub.errors import Forbidden, NotFound, Unauthorized
 from volunteer_hub.extensions import db
-from volunteer_hub.models import Member, MemberStatus, Role
+from volunteer_hub.models import Member, MemberBranch, MemberStatus, RefreshToken, Role, RoleGrant
 
 
 @dataclass(frozen=True)
@@ -79,42 +79,107 @@ class Actor:
         )
 
 
-def load_actor(member_id: int, token_version: int | None = None) -> Actor:
-    """:raise Unauthorized: the member is gone, not active, or changed password since."""
-    member = db.session.scalar(
-        select(Member)
+@dataclass(frozen=True)
+class SignIn:
+    """What one query says about a token: whether its family was revoked, and the member's
+    status, token version, town, grants and branches (None when there is no such member)."""
+
+    revoked: bool
+    member: tuple[int, MemberStatus, int, int | None] | None
+    grants: tuple[Grant, ...]
+    branch_ids: frozenset[int]
+
+
+def fetch_sign_in(member_id: int, family: str | None) -> SignIn:
+    """Everything the request needs to know about its caller, in one round trip.
+
+    Roles and branches come as the (small) product of two outer joins; the revocation check
+    of the token's family is an EXISTS on the indexed family column.
+    """
+    revoked: Any = literal(False)
+    if family is not None:
+        revoked = (
+            select(RefreshToken.jti)
+            .where(RefreshToken.family == family, RefreshToken.revoked_at.is_not(None))
+            .exists()
+        )
+    rows = db.session.execute(
+        select(
+            Member.id,
+            Member.status,
+            Member.token_version,
+            Member.town_id,
+            revoked.label("revoked"),
+            RoleGrant.role,
+            RoleGrant.branch_id,
+            RoleGrant.town_id,
+            MemberBranch.branch_id,
+        )
+        .outerjoin(RoleGrant, RoleGrant.member_id == Member.id)
+        .outerjoin(MemberBranch, MemberBranch.member_id == Member.id)
         .where(Member.id == member_id)
-        .options(selectinload(Member.roles), selectinload(Member.branches))
+    ).all()
+    if not rows:
+        # No member: still say whether the token was revoked, which is answered first.
+        gone = family is not None and db.session.scalar(select(revoked)) is True
+        return SignIn(bool(gone), None, (), frozenset())
+    first = rows[0]
+    grants = {Grant(r[5], r[6], r[7]) for r in rows if r[5] is not None}
+    return SignIn(
+        revoked=bool(first[4]),
+        member=(first[0], first[1], first[2], first[3]),
+        grants=tuple(
+            sorted(grants, key=lambda g: (g.role.value, g.branch_id or 0, g.town_id or 0))
+        ),
+        branch_ids=frozenset(r[8] for r in rows if r[8] is not None),
     )
-    if member is None or member.status != MemberStatus.ACTIVE:
+
+
+def actor_from(sign_in: SignIn, token_version: int | None = None) -> Actor:
+    """:raise Unauthorized: the member is gone, not active, or changed password since."""
+    if sign_in.member is None or sign_in.member[1] != MemberStatus.ACTIVE:
         raise Unauthorized("This account cannot sign in.")
-    if token_version is not None and token_version != member.token_version:
+    member_id, _status, current_version, town_id = sign_in.member
+    if token_version is not None and token_version != current_version:
         raise Unauthorized("The password was changed; sign in again.")
-    grants = tuple(Grant(r.role, r.branch_id, r.town_id) for r in member.roles)
+    grants = sign_in.grants
     if not any(grant.role == Role.VOLUNTEER for grant in grants):
         grants += (Grant(Role.VOLUNTEER, None, None),)
-    return Actor(
-        member_id=member.id,
-        grants=grants,
-        branch_ids=frozenset(branch.id for branch in member.branches),
-        town_id=member.town_id,
-    )
+    return Actor(member_id=member_id, grants=grants, branch_ids=sign_in.branch_ids, town_id=town_id)
+
+
+def load_actor(member_id: int, token_version: int | None = None) -> Actor:
+    """:raise Unauthorized: the member is gone, not active, or changed password since."""
+    return actor_from(fetch_sign_in(member_id, None), token_version)
 
 
 def current_actor() -> Actor:
-    """The signed-in caller; verifies the bearer token.
+    """The signed-in caller; verifies the bearer token (once per request).
+
+    The token check (`auth.tokens._is_revoked`) already read the member with its roles and
+    branches in the same query; that is reused here instead of asking the database again.
 
     :raise Unauthorized: no valid access token.
     """
     actor: Actor | None = g.get("actor")
     if actor is None:
-        verify_jwt_in_request()
-        claims = get_jwt()
+        try:
+            claims = get_jwt()  # already verified by @jwt_required in this request
+        except RuntimeError:
+            claims = {}
+        if not claims:
+            verify_jwt_in_request()
+            claims = get_jwt()
         try:
             member_id = int(claims["sub"])
         except (KeyError, ValueError):
             raise Unauthorized("The token is not valid.") from None
-        actor = load_actor(member_id, claims.get("tv"))
+        prefetched = g.get("sign_in")
+        if prefetched is not None and prefetched[0] == claims.get("jti"):
+            sign_in = prefetched[1]
+        else:
+            sign_in = fetch_sign_in(member_id, None)
+        actor = actor_from(sign_in, claims.get("tv"))
         g.actor = actor
     return actor
 
@@ -336,3 +401,25 @@ def hours_report_scope(actor: Actor, branch_id: int | None) -> frozenset[int] | 
         require(scope is None or branch_id in scope, "You coordinate another branch.")
         return frozenset({branch_id})
     return None if scope is None else frozenset(scope)
+
+
+# ---------------------------------------------------------------------- shift swaps
+# A swap request concerns two volunteers: the one who asked may cancel it, the one asked may
+# accept or decline it, and both see it. The coordinators of the plan's branch (and those who
+# see everything) may look at it but not answer for the volunteers.
+
+
+def can_view_swap_request(actor: Actor, requester_id: int, target_id: int, branch_id: int) -> bool:
+    return (
+        actor.member_id in (requester_id, target_id)
+        or actor.sees_everything
+        or actor.coordinates(branch_id)
+    )
+
+
+def may_answer_swap_request(actor: Actor, target_id: int) -> bool:
+    return actor.member_id == target_id
+
+
+def may_cancel_swap_request(actor: Actor, requester_id: int) -> bool:
+    return actor.member_id == requester_id

@@ -11,10 +11,11 @@ import uuid
 from datetime import timedelta
 from typing import Any, cast
 
-from flask import Response, current_app
+from flask import Response, current_app, g
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, decode_token
 from sqlalchemy import CursorResult, select, update
 
+from volunteer_hub.auth.policy import fetch_sign_in
 from volunteer_hub.errors import Unauthorized, problem
 from volunteer_hub.extensions import db
 from volunteer_hub.models import Member, MemberStatus, RefreshToken
@@ -90,16 +91,24 @@ def revoke_all_for_member(member_id: int) -> None:
 
 
 def _is_revoked(jwt_header: dict[str, Any], jwt_payload: dict[str, Any]) -> bool:
+    """The blocklist check of an access token's family, in the same query that reads the
+    caller (kept in `g.sign_in` for `policy.current_actor`, so a request asks once)."""
     if jwt_payload.get("type") == "refresh":
         # Refresh tokens are checked when rotated, where reuse must also revoke the family.
         return False
     family = jwt_payload.get("fam")
-    revoked = db.session.scalar(
-        select(RefreshToken.jti)
-        .where(RefreshToken.family == family, RefreshToken.revoked_at.is_not(None))
-        .limit(1)
-    )
-    return revoked is not None
+    try:
+        member_id = int(jwt_payload["sub"])
+    except (KeyError, TypeError, ValueError):
+        revoked = db.session.scalar(
+            select(RefreshToken.jti)
+            .where(RefreshToken.family == family, RefreshToken.revoked_at.is_not(None))
+            .limit(1)
+        )
+        return revoked is not None
+    sign_in = fetch_sign_in(member_id, family if isinstance(family, str) else None)
+    g.sign_in = (jwt_payload.get("jti"), sign_in)
+    return sign_in.revoked
 
 
 def register_jwt_callbacks(jwt: JWTManager) -> None:

@@ -13,13 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from notifications.messages import shift_params
 from volunteer_hub.errors import Conflict, NotFound, ValidationFailed
 from volunteer_hub.models import Member, Squad
-from volunteer_hub.models.attendance import Attendance, AttendanceStatus, HoursEntry, HoursKind
+from volunteer_hub.models.attendance import (
+    Attendance,
+    AttendanceStatus,
+    HoursEntry,
+    HoursKind,
+    IdempotencyRecord,
+)
 from volunteer_hub.models.plans import Assignment, AssignmentStatus, Post, Shift
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import audit, hours, idempotency, outbox
@@ -229,14 +235,6 @@ def load_assignment(session: Session, assignment_id: int, *, lock: bool) -> Assi
     return assignment
 
 
-def own_assignment(session: Session, member_id: int, assignment_id: int) -> Assignment:
-    """:raise NotFound: no such assignment, or it is someone else's (it looks absent)."""
-    assignment = load_assignment(session, assignment_id, lock=True)
-    if assignment.member_id != member_id:
-        raise NotFound("No such assignment.")
-    return assignment
-
-
 def attendance_of(session: Session, assignment_id: int) -> Attendance | None:
     return session.scalar(select(Attendance).where(Attendance.assignment_id == assignment_id))
 
@@ -246,6 +244,66 @@ def post_of(session: Session, assignment: Assignment) -> Post:
     return session.scalars(
         select(Post).join(Shift, Shift.post_id == Post.id).where(Shift.id == assignment.shift_id)
     ).one()
+
+
+@dataclass
+class Tap:
+    """What a check-in or check-out reads, in one locked query: the assignment, its post, its
+    attendance if any, and the caller's stored response for this Idempotency-Key if any."""
+
+    assignment: Assignment | None = None
+    post: Post | None = None
+    attendance: Attendance | None = None
+
+    def load(
+        self,
+        session: Session,
+        member_id: int,
+        assignment_id: int,
+        key: str,
+        *,
+        checked_in: bool = False,
+    ) -> Any:
+        """Fill in the rows; return the idempotency record (what `idempotency.run` asks).
+
+        The assignment row is locked on PostgreSQL, so two taps for one assignment run one
+        after the other. After waiting for a lock, PostgreSQL re-reads only the locked rows:
+        a check-in may see a stale "no attendance yet" (its insert then hits the unique
+        assignment and is retried), but a check-out updates the attendance, so with
+        `checked_in` the attendance is inner-joined and locked too, and read fresh.
+        """
+        query = (
+            select(Assignment, Post, Attendance, IdempotencyRecord)
+            .join(Shift, Shift.id == Assignment.shift_id)
+            .join(Post, Post.id == Shift.post_id)
+            .join(
+                Attendance,
+                Attendance.assignment_id == Assignment.id,
+                isouter=not checked_in,
+            )
+            .outerjoin(
+                IdempotencyRecord,
+                and_(IdempotencyRecord.member_id == member_id, IdempotencyRecord.key == key),
+            )
+            .where(Assignment.id == assignment_id)
+        )
+        if _is_postgresql(session):
+            query = query.with_for_update(of=[Assignment, Attendance] if checked_in else Assignment)
+        row = session.execute(query).one_or_none()
+        if row is None and checked_in:
+            # No attendance (or no assignment): read what there is, to say which.
+            return self.load(session, member_id, assignment_id, key)
+        if row is None:
+            self.assignment = self.post = self.attendance = None
+            return idempotency.find_record(session, member_id, key)
+        self.assignment, self.post, self.attendance, record = row
+        return record
+
+    def own(self, member_id: int) -> tuple[Assignment, Post]:
+        """:raise NotFound: no such assignment, or someone else's (it looks absent)."""
+        if self.assignment is None or self.post is None or self.assignment.member_id != member_id:
+            raise NotFound("No such assignment.")
+        return self.assignment, self.post
 
 
 def credit_entry(session: Session, attendance_id: int) -> HoursEntry | None:
@@ -286,11 +344,12 @@ def check_in(
         client time, or a key reused for a different request.
     """
 
+    tap = Tap()
+
     def action() -> tuple[int, dict[str, Any]]:
-        assignment = own_assignment(session, member_id, assignment_id)
-        existing = attendance_of(session, assignment.id)
-        if existing is not None:
-            return 200, attendance_view(existing)
+        assignment, post = tap.own(member_id)
+        if tap.attendance is not None:
+            return 200, attendance_view(tap.attendance)
         if assignment.status not in CHECKABLE:
             raise Conflict(
                 f"This assignment is {assignment.status.value}; there is nothing to check in to.",
@@ -306,7 +365,7 @@ def check_in(
                 errors={"client_time" if late else "_schema": ["Outside the check-in window."]},
                 extra={"opens_at": _iso(opens), "closes_at": _iso(closes), "tap_at": _iso(at)},
             )
-        check_geofence(post_of(session, assignment), fix, rules)
+        check_geofence(post, fix, rules)
         att = Attendance(
             assignment_id=assignment.id,
             member_id=member_id,
@@ -346,6 +405,7 @@ def check_in(
         payload=fix.payload(),
         action=action,
         now=now,
+        find=lambda: tap.load(session, member_id, assignment_id, key),
     )
 
 
@@ -359,9 +419,10 @@ def _close(
     status: AttendanceStatus,
     actor_id: int | None,
     reason: str | None,
+    post: Post | None = None,
 ) -> None:
     """Close the attendance at `at`, credit its minutes, and complete the assignment."""
-    post = post_of(session, assignment)
+    post = post or post_of(session, assignment)
     minutes = service_minutes(
         att.check_in_at, at, assignment.starts_at, assignment.ends_at, rules.service_grace
     )
@@ -404,9 +465,11 @@ def check_out(
     :raise ValidationFailed: before the check-in, after the window, too far, or a bad key.
     """
 
+    tap = Tap()
+
     def action() -> tuple[int, dict[str, Any]]:
-        assignment = own_assignment(session, member_id, assignment_id)
-        att = attendance_of(session, assignment.id)
+        assignment, post = tap.own(member_id)
+        att = tap.attendance
         if att is None:
             raise Conflict("You have not checked in for this shift; check in first.")
         if att.check_out_at is not None:
@@ -425,7 +488,7 @@ def check_out(
                 errors={"client_time" if late else "_schema": ["Outside the check-out window."]},
                 extra={"closes_at": _iso(closes), "tap_at": _iso(at)},
             )
-        check_geofence(post_of(session, assignment), fix, rules)
+        check_geofence(post, fix, rules)
         att.check_out_lat, att.check_out_lon = fix.lat, fix.lon
         att.check_out_accuracy_m = fix.accuracy_m
         att.check_out_client_time = fix.client_time
@@ -440,6 +503,7 @@ def check_out(
             status=AttendanceStatus.CLOSED,
             actor_id=None,
             reason=None,
+            post=post,
         )
         audit.record(
             session,
@@ -459,6 +523,7 @@ def check_out(
         payload=fix.payload(),
         action=action,
         now=now,
+        find=lambda: tap.load(session, member_id, assignment_id, key, checked_in=True),
     )
 
 

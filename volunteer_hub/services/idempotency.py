@@ -63,7 +63,7 @@ def check_key(key: str | None) -> str:
     return key
 
 
-def _find(session: Session, member_id: int, key: str) -> IdempotencyRecord | None:
+def find_record(session: Session, member_id: int, key: str) -> IdempotencyRecord | None:
     return session.scalar(
         select(IdempotencyRecord).where(
             IdempotencyRecord.member_id == member_id, IdempotencyRecord.key == key
@@ -90,6 +90,7 @@ def run(
     payload: Mapping[str, Any],
     action: Callable[[], tuple[int, dict[str, Any]]],
     now: datetime,
+    find: Callable[[], IdempotencyRecord | None] | None = None,
 ) -> Outcome:
     """Do `action` once per (member, key); commits.
 
@@ -99,13 +100,16 @@ def run(
 
     :param endpoint: names the operation and its object, e.g. ``check-in:42``.
     :param payload: the parsed request body, fingerprinted to spot a reused key.
+    :param find: looks up the stored record of (member, key); a caller may read it in the
+        same query as the rows its action needs (see `attendance.check_in`).
     :return: the outcome to send.
     :raise ValidationFailed: the key was used for a different request.
     :raise DomainError: whatever `action` raises (nothing is stored then).
     """
     fingerprint = request_hash(endpoint, payload)
+    lookup = find or (lambda: find_record(session, member_id, key))
     for _attempt in range(2):
-        existing = _find(session, member_id, key)
+        existing = lookup()
         if existing is not None:
             outcome = _replay(existing, endpoint, fingerprint)
             session.rollback()
@@ -132,7 +136,7 @@ def run(
         except Exception:
             session.rollback()
             raise
-    existing = _find(session, member_id, key)
+    existing = find_record(session, member_id, key)
     if existing is not None:
         outcome = _replay(existing, endpoint, fingerprint)
         session.rollback()
