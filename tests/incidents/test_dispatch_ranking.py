@@ -256,7 +256,7 @@ def build_world(app: Flask, seed: int, members: int = 90) -> World:
                 s.add(MemberSkill(member_id=member.id, skill_id=skill_ids[code], expires_on=expiry))
         reporter = people[0].id
         incidents = []
-        for status in (IncidentStatus.DISPATCHING, IncidentStatus.STAFFED, IncidentStatus.RESOLVED):
+        for phase in (IncidentStatus.DISPATCHING, IncidentStatus.STAFFED, IncidentStatus.RESOLVED):
             incident = Incident(
                 kind="hazard",
                 branch_id=branch_ids["hazard"],
@@ -264,7 +264,7 @@ def build_world(app: Flask, seed: int, members: int = 90) -> World:
                 lon=SCENE[1],
                 needed=2,
                 skills=[],
-                status=status,
+                status=phase,
                 reporter_id=reporter,
                 accepted_count=0,
                 wave=1,
@@ -494,15 +494,15 @@ def _driver_execute(app: Flask, sql: str, params: tuple[Any, ...]) -> None:
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if url.get_backend_name() == "postgresql":
         plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        with psycopg.connect(plain, autocommit=True) as pg:
+            pg.execute(sql.replace("?", "%s"), params)
     else:
-        conn = sqlite3.connect(str(url.database), timeout=30)
+        lite = sqlite3.connect(str(url.database), timeout=30)
         try:
-            conn.execute(sql, params)
-            conn.commit()
+            lite.execute(sql, params)
+            lite.commit()
         finally:
-            conn.close()
+            lite.close()
 
 
 def test_writes_through_this_process_are_seen_at_once(app: Flask, factory: Factory) -> None:
@@ -534,6 +534,14 @@ def test_writes_through_this_process_are_seen_at_once(app: Flask, factory: Facto
         db.session.add(Leave(member_id=near, starts_at=now, ends_at=now + timedelta(hours=1)))
         db.session.commit()
         assert dispatch.snapshot(db.session(), now) is before
+        # Nor does a member update that sets nothing the snapshot holds (a new password).
+        db.session.get_one(Member, near).password_hash = "changed"
+        db.session.commit()
+        assert dispatch.snapshot(db.session(), now) is before
+        db.session.get_one(Member, near).status = MemberStatus.SUSPENDED
+        db.session.flush()
+        assert dispatch.snapshot(db.session(), now) is not before  # seen inside the transaction
+        db.session.rollback()
         db.session.remove()
     assert [c.member_id for c in ranked(app, **_scene_args(factory, now))] == [far, other]
 

@@ -287,6 +287,10 @@ _WRITE = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _NAME = re.compile(r'"?(\w+)"?')
+# An UPDATE of `member` that sets none of these (a password, a calendar secret) changes
+# nothing the snapshot holds.
+_SET_CLAUSE = re.compile(r"\bSET\b(.*?)(?:\bWHERE\b|$)", re.IGNORECASE | re.DOTALL)
+_SNAPSHOT_COLUMNS = re.compile(r"\b(?:id|status|home_lat|home_lon)\b", re.IGNORECASE)
 _DIRTY = "hub_dispatch_member_write"
 
 
@@ -309,6 +313,10 @@ def _after_cursor_execute(
     else:
         first = _NAME.match(target)
         names = {first.group(1).lower()} if first else set()
+        if names == {"member"} and statement.lstrip()[:6].upper() == "UPDATE":
+            assignments = _SET_CLAUSE.search(target)
+            if assignments and not _SNAPSHOT_COLUMNS.search(assignments.group(1)):
+                return
     if names & _WATCHED:
         # Bump now so that a ranking later in this very transaction reloads (and sees the
         # write), and again when the transaction ends, for everyone else.
