@@ -31,7 +31,7 @@ ID = "int(max=2147483647)"
 ICS = "text/calendar; charset=utf-8"
 
 
-def _rules() -> my_shifts.VolunteerRules:
+def volunteer_rules() -> my_shifts.VolunteerRules:
     config = current_app.config
     return my_shifts.VolunteerRules(
         decline_cutoff=timedelta(hours=float(config.get("DECLINE_CUTOFF_H", 3))),
@@ -122,7 +122,11 @@ class Decline(MethodView):
     def post(self, args: dict[str, Any], assignment_id: int) -> Assignment:
         """Give a shift back with a reason; the slot is offered to replacements."""
         return my_shifts.decline(
-            db.session(), current_actor().member_id, assignment_id, args["reason"], _rules()
+            db.session(),
+            current_actor().member_id,
+            assignment_id,
+            args["reason"],
+            volunteer_rules(),
         )
 
 
@@ -143,4 +147,6 @@ class TakeSlotOffer(MethodView):
     @blp.doc(security=BEARER)
     def post(self, offer_id: int) -> Assignment:
         """Take an offered slot; the first to accept gets it."""
-        return my_shifts.take_offer(db.session(), current_actor().member_id, offer_id, _rules())
+        return my_shifts.take_offer(
+            db.session(), current_actor().member_id, offer_id, volunteer_rules()
+        )

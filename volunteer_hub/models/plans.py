@@ -2,7 +2,8 @@
 
 An assignment carries its shift's `starts_at`/`ends_at` (denormalised) so that PostgreSQL can
 enforce "no member on two overlapping active assignments" with an exclusion constraint over
-one table; the constraint itself is PostgreSQL-only DDL in migration 0003.
+one table; the constraint itself is PostgreSQL-only DDL in migration 0003. Swap requests
+between two volunteers came with migration 0007.
 """
 
 from __future__ import annotations
@@ -275,3 +276,57 @@ class SlotOffer(Base):
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     shift: Mapped[Shift] = relationship()
+
+
+class SwapStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    # Both agreed but it could not be made: a hard rule, the cut-off, or a shift changed.
+    REFUSED = "refused"
+
+
+class SwapRequest(Base):
+    """A volunteer asks another to take their shift, in exchange for one of the other's shifts
+    of the same plan (`target_assignment_id`) or as a plain hand-over (None). Approved, and
+    made, when the other accepts and every hard rule still holds."""
+
+    __tablename__ = "swap_request"
+    __table_args__ = (
+        CheckConstraint("requester_id <> target_id", name="not_self"),
+        Index("ix_swap_request_requester", "requester_id", "id"),
+        Index("ix_swap_request_target", "target_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id", ondelete="CASCADE"))
+    requester_id: Mapped[int] = mapped_column(ForeignKey("member.id", ondelete="CASCADE"))
+    requester_assignment_id: Mapped[int] = mapped_column(
+        ForeignKey("assignment.id", ondelete="CASCADE"), index=True
+    )
+    target_id: Mapped[int] = mapped_column(ForeignKey("member.id", ondelete="CASCADE"))
+    target_assignment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignment.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[SwapStatus] = mapped_column(
+        enum_column(SwapStatus, "swap_status"), default=SwapStatus.PENDING
+    )
+    message: Mapped[str | None] = mapped_column(String(500))
+    # Why a swap both agreed to was not made; the checker's violations when a rule broke.
+    refusal: Mapped[str | None] = mapped_column(Text)
+    violations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    # The assignments the approved swap created (the old ones are cancelled).
+    requester_new_assignment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignment.id", ondelete="SET NULL")
+    )
+    target_new_assignment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignment.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    requester: Mapped[Member] = relationship(foreign_keys=[requester_id])
+    target: Mapped[Member] = relationship(foreign_keys=[target_id])
+    requester_assignment: Mapped[Assignment] = relationship(foreign_keys=[requester_assignment_id])
+    target_assignment: Mapped[Assignment | None] = relationship(foreign_keys=[target_assignment_id])

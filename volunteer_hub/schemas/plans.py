@@ -367,3 +367,70 @@ class SlotOfferSchema(Schema):
 
 class SlotOfferListSchema(Schema):
     items = fields.List(fields.Nested(SlotOfferSchema))
+
+
+# ------------------------------------------------------------------- swap requests
+
+
+class SwapProposeArgs(StrictSchema):
+    assignment = Id(
+        load_default=None,
+        metadata={"description": "the other volunteer's assignment (same plan) to take in return"},
+    )
+    member = Id(
+        load_default=None,
+        metadata={"description": "hand the shift over to this volunteer, taking nothing back"},
+    )
+    message = fields.String(load_default=None, validate=_text(1, 500))
+
+    @validates_schema
+    def _one_target(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("assignment") is None) == (data.get("member") is None):
+            raise ValidationError(
+                "Give either the assignment to swap with or the member to hand over to.",
+                "assignment",
+            )
+
+
+class SwapDeclineArgs(StrictSchema):
+    reason = fields.String(load_default=None, validate=_text(1, 500))
+
+
+class MySwapsArgs(PageArgs):
+    role = fields.String(load_default=None, validate=validate.OneOf(["requester", "target"]))
+    status = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["pending", "approved", "declined", "cancelled", "refused"]),
+    )
+
+
+class SwapViolationSchema(Schema):
+    rule = fields.String()
+    message = fields.String()
+    shifts = fields.List(fields.Integer())
+
+
+class SwapRequestSchema(Schema):
+    id = fields.Integer()
+    plan = fields.Integer(attribute="plan_id")
+    status = fields.Function(lambda s: s.status.value)
+    requester = fields.Nested(MemberBriefSchema)
+    target = fields.Nested(MemberBriefSchema)
+    requester_assignment = fields.Nested(AssignmentSchema)
+    target_assignment = fields.Nested(AssignmentSchema, allow_none=True)
+    message = fields.String(allow_none=True)
+    refusal = fields.String(allow_none=True)
+    violations = fields.List(fields.Nested(SwapViolationSchema), allow_none=True)
+    requester_new_assignment = fields.Integer(
+        attribute="requester_new_assignment_id", allow_none=True
+    )
+    target_new_assignment = fields.Integer(attribute="target_new_assignment_id", allow_none=True)
+    created_at = fields.DateTime()
+    decided_at = fields.DateTime(allow_none=True)
+
+
+class SwapRequestPage(Schema):
+    items = fields.List(fields.Nested(SwapRequestSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()

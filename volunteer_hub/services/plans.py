@@ -452,12 +452,20 @@ def violations_of(
                 "That volunteer is not an active member of this plan's branch.",
                 errors={"member": ["Not an active member of this branch."]},
             )
+    roster = _roster_pairs(session, plan.id, members)
     pairs = [
         Pair(BuiltProblem.volunteer_key(m), BuiltProblem.shift_key(s))
-        for a, m, s in _roster_pairs(session, plan.id, members)
+        for a, m, s in roster
         if a not in change.remove
     ]
     pairs += [Pair(BuiltProblem.volunteer_key(m), BuiltProblem.shift_key(s)) for m, s in change.add]
+    # Taking a touched volunteer off their accepted (pinned) shift is the change itself (a
+    # swap between two volunteers), not a broken pin.
+    released = {
+        (BuiltProblem.volunteer_key(m), BuiltProblem.shift_key(s))
+        for a, m, s in roster
+        if a in change.remove
+    }
     report = check(built.problem, pairs)
     found = [
         {
@@ -467,6 +475,7 @@ def violations_of(
         }
         for v in report.violations
         if v.volunteer is not None
+        and not (v.rule == "pinned" and (v.volunteer, v.shifts[0]) in released)
     ]
     for member, shift_id in change.add:
         shift = session.get_one(Shift, shift_id)

@@ -1,0 +1,489 @@
+"""Swap requests between two volunteers: proposed, accepted or declined by the other, made at
+once when every hard rule holds (checked like a coordinator's manual change), refused with
+the checker's reasons otherwise, closed 3 hours before either shift, audited and pushed."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from tests.conftest import Factory
+from tests.plans.conftest import World, create_plan, max_outbox_id, next_monday, outbox_rows
+from volunteer_hub.extensions import db
+from volunteer_hub.models.audit import AuditLog
+from volunteer_hub.models.plans import ACTIVE_STATUSES, Assignment, AssignmentStatus
+
+OFFSET = "+08:00"
+
+
+def _at(day: date, hour: int) -> str:
+    return datetime.combine(day, time(hour)).isoformat() + OFFSET
+
+
+@dataclass
+class Roster:
+    plan: int
+    shifts: dict[str, int]
+    assignments: dict[str, int]  # shift name -> assignment id
+    day: date
+
+
+def _shift(post: int, day: date, start: int, end: int) -> dict[str, Any]:
+    return {
+        "post": post,
+        "starts_at": _at(day, start),
+        "ends_at": _at(day, end),
+        "kind": "day",
+        "headcount": 1,
+    }
+
+
+def _published(
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    people: dict[str, int],
+    day: date | None = None,
+) -> Roster:
+    """A three-day plan: s1 day 0 08-12, s2 day 1 08-12, s3 day 0 10-14 (overlaps s1),
+    s5 day 2 08-12; `people` maps a shift name to who is on it; published."""
+    day = day or next_monday()
+    headers = world.coordinator_headers(factory)
+    plan = create_plan(client, headers, world, day, days=3)
+    p0, p1 = world.posts
+    layout = {
+        "s1": _shift(p0, day, 8, 12),
+        "s2": _shift(p1, day + timedelta(days=1), 8, 12),
+        "s3": _shift(p1, day, 10, 14),
+        "s5": _shift(p0, day + timedelta(days=2), 8, 12),
+    }
+    created = client.post(
+        f"/api/v1/plans/{plan}/shifts", json={"shifts": list(layout.values())}, headers=headers
+    )
+    assert created.status_code == 201, created.get_json()
+    shifts = {name: s["id"] for name, s in zip(layout, created.get_json(), strict=True)}
+    assignments = {}
+    for name, member in people.items():
+        added = client.post(
+            f"/api/v1/plans/{plan}/assignments",
+            json={"member": member, "shift": shifts[name]},
+            headers=headers,
+        )
+        assert added.status_code == 201, added.get_json()
+        assignments[name] = added.get_json()["id"]
+    published = client.post(f"/api/v1/plans/{plan}/publish", headers=headers)
+    assert published.status_code == 200, published.get_json()
+    return Roster(plan, shifts, assignments, day)
+
+
+def _propose(client: FlaskClient, factory: Factory, volunteer: int, mine: int, **body: Any) -> Any:
+    return client.post(
+        f"/api/v1/assignments/{mine}/swap-requests",
+        json=body,
+        headers=factory.headers(volunteer),
+    )
+
+
+def _active_shifts(app: Flask, member: int) -> set[int]:
+    with app.app_context():
+        return set(
+            db.session.scalars(
+                select(Assignment.shift_id).where(
+                    Assignment.member_id == member, Assignment.status.in_(ACTIVE_STATUSES)
+                )
+            )
+        )
+
+
+def _audit_actions(app: Flask) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(AuditLog.action).order_by(AuditLog.id)))
+
+
+def test_a_swap_both_agree_to_is_made_moved_reminders_pushed_and_audited(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    a, b = world.volunteers[0], world.volunteers[1]
+    roster = _published(client, factory, world, {"s1": a, "s2": b})
+    mark = max_outbox_id(app)
+    proposed = _propose(
+        client,
+        factory,
+        a,
+        roster.assignments["s1"],
+        assignment=roster.assignments["s2"],
+        message="周一家里有事，换一下？",
+    )
+    assert proposed.status_code == 201, proposed.get_json()
+    swap = proposed.get_json()
+    assert swap["status"] == "pending"
+    assert swap["requester"]["id"] == a and swap["target"]["id"] == b
+    assert swap["requester_assignment"]["shift"]["id"] == roster.shifts["s1"]
+    assert swap["target_assignment"]["shift"]["id"] == roster.shifts["s2"]
+    asked = [p for p in outbox_rows(app, mark) if p["kind"] == "swap_request"]
+    assert [p["recipient"] for p in asked] == [b]
+
+    mark = max_outbox_id(app)
+    accepted = client.post(f"/api/v1/swap-requests/{swap['id']}/accept", headers=factory.headers(b))
+    assert accepted.status_code == 200, accepted.get_json()
+    done = accepted.get_json()
+    assert done["status"] == "approved" and done["decided_at"]
+    assert _active_shifts(app, a) == {roster.shifts["s2"]}
+    assert _active_shifts(app, b) == {roster.shifts["s1"]}
+    with app.app_context():
+        old = db.session.scalars(
+            select(Assignment).where(Assignment.id.in_(roster.assignments.values()))
+        ).all()
+        assert {o.status for o in old} == {AssignmentStatus.CANCELLED}
+        new = {
+            db.session.get_one(Assignment, done["requester_new_assignment"]).member_id,
+            db.session.get_one(Assignment, done["target_new_assignment"]).member_id,
+        }
+        assert new == {a, b}
+    pushes = outbox_rows(app, mark)
+    decided = sorted(p["recipient"] for p in pushes if p["kind"] == "swap_decided")
+    assert decided == sorted([a, b])
+    reminders = {p["assignment"] for p in pushes if p["kind"] == "shift_reminder"}
+    assert reminders == {done["requester_new_assignment"], done["target_new_assignment"]}
+    old_reminders = [
+        p
+        for p in outbox_rows(app)
+        if p["kind"] == "shift_reminder" and p["assignment"] in roster.assignments.values()
+    ]
+    assert old_reminders and {p["status"] for p in old_reminders} == {"cancelled"}
+    mine = client.get("/api/v1/me/shifts", headers=factory.headers(a)).get_json()
+    assert [s["shift"]["id"] for s in mine if s["status"] == "accepted"] == [roster.shifts["s2"]]
+    assert {"swap.propose", "swap.approve"} <= set(_audit_actions(app))
+    # Accepting again is harmless and changes nothing.
+    again = client.post(f"/api/v1/swap-requests/{swap['id']}/accept", headers=factory.headers(b))
+    assert again.status_code == 200 and again.get_json()["status"] == "approved"
+    assert _active_shifts(app, b) == {roster.shifts["s1"]}
+
+
+def test_a_hand_over_to_a_named_volunteer(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    a, c = world.volunteers[0], world.volunteers[2]
+    roster = _published(client, factory, world, {"s1": a})
+    proposed = _propose(client, factory, a, roster.assignments["s1"], member=c)
+    assert proposed.status_code == 201, proposed.get_json()
+    assert proposed.get_json()["target_assignment"] is None
+    accepted = client.post(
+        f"/api/v1/swap-requests/{proposed.get_json()['id']}/accept", headers=factory.headers(c)
+    )
+    assert accepted.status_code == 200, accepted.get_json()
+    assert accepted.get_json()["requester_new_assignment"] is None
+    assert _active_shifts(app, a) == set()
+    assert _active_shifts(app, c) == {roster.shifts["s1"]}
+
+
+def test_a_swap_that_breaks_a_rule_is_refused_with_the_reason(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    a, b, c = world.volunteers[:3]
+    roster = _published(client, factory, world, {"s1": a, "s2": b, "s3": c})
+    # C already patrols 10-14 that day: taking 08-12 overlaps. Refused before C is asked.
+    mark = max_outbox_id(app)
+    refused = _propose(client, factory, a, roster.assignments["s1"], member=c)
+    assert refused.status_code == 409, refused.get_json()
+    body = refused.get_json()
+    assert body["violations"] and "hard rules" in body["detail"]
+    assert all(v["message"] for v in body["violations"])
+    assert [p for p in outbox_rows(app, mark) if p["kind"] == "swap_request"] == []
+
+    # A rule that breaks between the request and the answer: the coordinator puts B on a
+    # shift overlapping A's before B accepts. The swap is refused, both are told.
+    proposed = _propose(
+        client, factory, a, roster.assignments["s1"], assignment=roster.assignments["s2"]
+    )
+    assert proposed.status_code == 201, proposed.get_json()
+    headers = world.coordinator_headers(factory)
+    extra = client.post(
+        f"/api/v1/plans/{roster.plan}/shifts",
+        json={"shifts": [_shift(world.posts[1], roster.day, 9, 11)]},
+        headers=headers,
+    ).get_json()[0]["id"]
+    assert (
+        client.post(
+            f"/api/v1/plans/{roster.plan}/assignments",
+            json={"member": b, "shift": extra},
+            headers=headers,
+        ).status_code
+        == 201
+    )
+    assert client.post(f"/api/v1/plans/{roster.plan}/publish", headers=headers).status_code == 200
+    mark = max_outbox_id(app)
+    answer = client.post(
+        f"/api/v1/swap-requests/{proposed.get_json()['id']}/accept", headers=factory.headers(b)
+    )
+    assert answer.status_code == 409, answer.get_json()
+    assert answer.get_json()["violations"]
+    detail = client.get(
+        f"/api/v1/swap-requests/{proposed.get_json()['id']}", headers=factory.headers(a)
+    ).get_json()
+    assert detail["status"] == "refused" and detail["violations"] and detail["refusal"]
+    told = sorted(p["recipient"] for p in outbox_rows(app, mark) if p["kind"] == "swap_decided")
+    assert told == sorted([a, b])
+    assert _active_shifts(app, a) == {roster.shifts["s1"]}
+    assert _active_shifts(app, b) == {roster.shifts["s2"], extra}
+    assert "swap.refuse" in _audit_actions(app)
+
+
+def test_no_swap_within_three_hours_of_either_shift(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    a, b = world.volunteers[0], world.volunteers[1]
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    headers = world.coordinator_headers(factory)
+    local_day = soon.astimezone(datetime.now().astimezone().tzinfo).date()
+    plan = create_plan(client, headers, world, local_day - timedelta(days=1), days=4)
+    shifts = client.post(
+        f"/api/v1/plans/{plan}/shifts",
+        json={
+            "shifts": [
+                {
+                    "post": world.posts[0],
+                    "starts_at": soon.isoformat(),
+                    "ends_at": (soon + timedelta(hours=4)).isoformat(),
+                    "kind": "day",
+                    "headcount": 1,
+                },
+                {
+                    "post": world.posts[1],
+                    "starts_at": (soon + timedelta(days=1)).isoformat(),
+                    "ends_at": (soon + timedelta(days=1, hours=4)).isoformat(),
+                    "kind": "day",
+                    "headcount": 1,
+                },
+            ]
+        },
+        headers=headers,
+    )
+    assert shifts.status_code == 201, shifts.get_json()
+    ids = []
+    for member, shift in zip((a, b), shifts.get_json(), strict=True):
+        added = client.post(
+            f"/api/v1/plans/{plan}/assignments",
+            json={"member": member, "shift": shift["id"]},
+            headers=headers,
+        )
+        assert added.status_code == 201, added.get_json()
+        ids.append(added.get_json()["id"])
+    assert client.post(f"/api/v1/plans/{plan}/publish", headers=headers).status_code == 200
+    # B's shift is tomorrow, but A's starts in 2 hours: neither way round is allowed.
+    late = _propose(client, factory, b, ids[1], assignment=ids[0])
+    assert late.status_code == 409 and "3 hours" in late.get_json()["detail"]
+    late = _propose(client, factory, a, ids[0], member=world.volunteers[2])
+    assert late.status_code == 409 and "coordinator" in late.get_json()["detail"]
+
+
+def test_decline_and_cancel_tell_the_other_and_close_the_request(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    a, b, c = world.volunteers[:3]
+    roster = _published(client, factory, world, {"s1": a, "s2": b})
+    first = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    # One open request per shift at a time.
+    second = _propose(client, factory, a, roster.assignments["s1"], member=b)
+    assert second.status_code == 409 and second.get_json()["swap_request"] == first["id"]
+    mark = max_outbox_id(app)
+    declined = client.post(
+        f"/api/v1/swap-requests/{first['id']}/decline",
+        json={"reason": "那天要上班"},
+        headers=factory.headers(c),
+    )
+    assert declined.status_code == 200 and declined.get_json()["status"] == "declined"
+    told = [p for p in outbox_rows(app, mark) if p["kind"] == "swap_decided"]
+    assert [p["recipient"] for p in told] == [a]
+    late = client.post(f"/api/v1/swap-requests/{first['id']}/accept", headers=factory.headers(c))
+    assert late.status_code == 409
+
+    again = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    mark = max_outbox_id(app)
+    cancelled = client.post(
+        f"/api/v1/swap-requests/{again['id']}/cancel", headers=factory.headers(a)
+    )
+    assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
+    told = [p for p in outbox_rows(app, mark) if p["kind"] == "swap_decided"]
+    assert [p["recipient"] for p in told] == [c]
+    late = client.post(f"/api/v1/swap-requests/{again['id']}/accept", headers=factory.headers(c))
+    assert late.status_code == 409
+    # Declining with no body at all is fine too.
+    third = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    bare = client.post(f"/api/v1/swap-requests/{third['id']}/decline", headers=factory.headers(c))
+    assert bare.status_code == 200, bare.get_json()
+    assert {"swap.decline", "swap.cancel"} <= set(_audit_actions(app))
+
+    listed = client.get("/api/v1/me/swap-requests", headers=factory.headers(a)).get_json()
+    assert listed["total"] == 3 and listed["items"][0]["id"] == third["id"]
+    asked = client.get(
+        "/api/v1/me/swap-requests?role=target&status=declined", headers=factory.headers(c)
+    ).get_json()
+    assert {s["id"] for s in asked["items"]} == {first["id"], third["id"]}
+    assert (
+        client.get("/api/v1/me/swap-requests", headers=factory.headers(b)).get_json()["total"] == 0
+    )
+
+
+def test_other_peoples_ids_are_absent_and_the_wrong_party_is_forbidden(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    a, b, c = world.volunteers[:3]
+    roster = _published(client, factory, world, {"s1": a, "s2": b})
+    # Proposing with somebody else's assignment as one's own.
+    assert _propose(client, factory, c, roster.assignments["s1"], member=b).status_code == 404
+    # A member of another branch, and an assignment of another branch's plan.
+    outsider = factory.create_member(name="救援队员", branches=("rescue",), town_id=world.town)
+    assert (
+        _propose(client, factory, a, roster.assignments["s1"], member=outsider).status_code == 404
+    )
+    assert (
+        _propose(client, factory, a, roster.assignments["s1"], member=2_000_000).status_code == 404
+    )
+    assert (
+        _propose(client, factory, a, roster.assignments["s1"], assignment=2_000_000).status_code
+        == 404
+    )
+    swap = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    path = f"/api/v1/swap-requests/{swap['id']}"
+    stranger = factory.headers(b)
+    assert client.get(path, headers=stranger).status_code == 404
+    for action in ("accept", "decline", "cancel"):
+        assert client.post(f"{path}/{action}", headers=stranger).status_code == 404
+    # The requester may not answer for the other; the asked may not cancel.
+    assert client.post(f"{path}/accept", headers=factory.headers(a)).status_code == 403
+    assert client.post(f"{path}/decline", headers=factory.headers(a)).status_code == 403
+    assert client.post(f"{path}/cancel", headers=factory.headers(c)).status_code == 403
+    # The branch's coordinator may look; another branch's may not.
+    assert client.get(path, headers=world.coordinator_headers(factory)).status_code == 200
+    rescue_lead = factory.create_member(
+        name="救援协调员", branches=("rescue",), roles=(("coordinator", "rescue", None),)
+    )
+    assert client.get(path, headers=factory.headers(rescue_lead)).status_code == 404
+    assert (
+        client.post(f"{path}/accept", headers=world.coordinator_headers(factory)).status_code == 404
+    )
+    assert client.get(path).status_code == 401
+    with app.app_context():
+        assert db.session.get_one(Assignment, roster.assignments["s1"]).status == (
+            AssignmentStatus.PUBLISHED
+        )
+
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ("{}", "assignment"),
+        ('{"assignment": 1, "member": 2}', "assignment"),
+        ('{"member": "2"}', "member"),
+        ('{"member": 0}', "member"),
+        ('{"member": 2147483648}', "member"),
+        ('{"member": 1.5}', "member"),
+        ('{"assignment": NaN}', "assignment"),
+        ('{"member": 2, "message": "' + "x" * 501 + '"}', "message"),
+        ('{"member": 2, "message": "a\\u0000b"}', "message"),
+        ('{"member": 2, "message": "\\ud800"}', "message"),
+        ('{"member": 2, "colour": "red"}', "colour"),
+    ],
+)
+def test_bad_proposals_are_422_naming_the_field(
+    client: FlaskClient, factory: Factory, world: World, raw: str, field: str
+) -> None:
+    response = client.post(
+        "/api/v1/assignments/1/swap-requests",
+        data=raw,
+        headers={**factory.headers(world.volunteers[0]), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.get_json()
+    assert field in response.get_json()["errors"], response.get_json()
+
+
+def test_bad_paths_and_queries(client: FlaskClient, factory: Factory, world: World) -> None:
+    me = factory.headers(world.volunteers[0])
+    assert client.post("/api/v1/swap-requests/99999999999/accept", headers=me).status_code == 404
+    assert client.post("/api/v1/swap-requests/-1/accept", headers=me).status_code == 404
+    assert client.get("/api/v1/swap-requests/7", headers=me).status_code == 404
+    for query, field in (
+        ("page_size=0", "page_size"),
+        ("page_size=501", "page_size"),
+        ("role=boss", "role"),
+        ("status=maybe", "status"),
+    ):
+        response = client.get(f"/api/v1/me/swap-requests?{query}", headers=me)
+        assert response.status_code == 422 and field in response.get_json()["errors"], query
+    surrogate = client.post(
+        "/api/v1/swap-requests/1/decline",
+        data='{"reason": "\\ud800"}',
+        headers={**me, "Content-Type": "application/json"},
+    )
+    assert surrogate.status_code == 422 and "reason" in surrogate.get_json()["errors"]
+
+
+def test_own_assignment_and_oneself_are_refused(
+    client: FlaskClient, factory: Factory, world: World
+) -> None:
+    a = world.volunteers[0]
+    roster = _published(client, factory, world, {"s1": a, "s5": a})
+    assert _propose(client, factory, a, roster.assignments["s1"], member=a).status_code == 422
+    own = _propose(
+        client, factory, a, roster.assignments["s1"], assignment=roster.assignments["s5"]
+    )
+    assert own.status_code == 422 and "assignment" in own.get_json()["errors"]
+
+
+def test_two_answers_at_once_swap_the_shared_shift_only_once(
+    app: Flask, factory: Factory, world: World
+) -> None:
+    """Two volunteers ask B for B's one shift; B accepts both at the same moment: one swap is
+    made, the other refused, and nobody holds two shifts or loses theirs twice."""
+    client = app.test_client()
+    a, b, d = world.volunteers[0], world.volunteers[1], world.volunteers[3]
+    roster = _published(client, factory, world, {"s1": a, "s2": b, "s5": d})
+    first = _propose(
+        client, factory, a, roster.assignments["s1"], assignment=roster.assignments["s2"]
+    ).get_json()
+    second = _propose(
+        client, factory, d, roster.assignments["s5"], assignment=roster.assignments["s2"]
+    ).get_json()
+    barrier = threading.Barrier(2)
+    results: dict[int, tuple[int, Any]] = {}
+
+    def answer(swap_id: int) -> None:
+        own = app.test_client()
+        barrier.wait()
+        response = own.post(f"/api/v1/swap-requests/{swap_id}/accept", headers=factory.headers(b))
+        results[swap_id] = (response.status_code, response.get_json())
+
+    threads = [threading.Thread(target=answer, args=(s["id"],)) for s in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(code for code, _ in results.values()) == [200, 409], results
+    winner = next(i for i, (code, _) in results.items() if code == 200)
+    loser = next(i for i, (code, _) in results.items() if code == 409)
+    gave = roster.assignments["s1"] if winner == first["id"] else roster.assignments["s5"]
+    with app.app_context():
+        b_active = db.session.scalars(
+            select(Assignment).where(
+                Assignment.member_id == b, Assignment.status.in_(ACTIVE_STATUSES)
+            )
+        ).all()
+        assert len(b_active) == 1
+        assert b_active[0].shift_id == db.session.get_one(Assignment, gave).shift_id
+        s2_holders = db.session.scalars(
+            select(Assignment.member_id).where(
+                Assignment.shift_id == roster.shifts["s2"],
+                Assignment.status.in_(ACTIVE_STATUSES),
+            )
+        ).all()
+        assert len(s2_holders) == 1
+    lost = client.get(f"/api/v1/swap-requests/{loser}", headers=factory.headers(b)).get_json()
+    assert lost["status"] == "refused"

@@ -1,0 +1,655 @@
+"""Shift swaps between two volunteers of one plan.
+
+A volunteer proposes to give one of their published (or accepted) assignments to another
+volunteer, either in exchange for one of that volunteer's assignments in the same plan or as a
+plain hand-over. The other accepts or declines. On acceptance the swap is checked with the
+scheduling checker exactly as a coordinator's manual change is (`plans.violations_of`): if
+every hard rule holds it is made at once (both old assignments cancelled, two new accepted
+ones created, reminders moved), otherwise it is refused with the checker's reasons. Nothing
+can be swapped less than the drop cut-off (3 h by default) before either shift starts. Every
+step is audited and both volunteers get pushes.
+
+Acceptance locks the plan row (as publishing and a coordinator's changes do) and then the two
+assignments, so a swap never interleaves with a publish or another swap of the same shifts;
+on PostgreSQL the exclusion constraint still guards against overlaps with other plans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, NoReturn
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from notifications.messages import shift_params
+from volunteer_hub.auth.policy import (
+    Actor,
+    can_view_swap_request,
+    may_answer_swap_request,
+    may_cancel_swap_request,
+    require,
+    require_visible,
+)
+from volunteer_hub.database import is_postgresql
+from volunteer_hub.errors import Conflict, NotFound, ValidationFailed
+from volunteer_hub.models import Member, MemberBranch
+from volunteer_hub.models.members import MemberStatus
+from volunteer_hub.models.plans import (
+    ACTIVE_STATUSES,
+    Assignment,
+    AssignmentSource,
+    AssignmentStatus,
+    Plan,
+    Shift,
+    SwapRequest,
+    SwapStatus,
+)
+from volunteer_hub.models.types import utcnow
+from volunteer_hub.services import audit, outbox
+from volunteer_hub.services.my_shifts import VolunteerRules
+from volunteer_hub.services.outbox import BulkPush
+from volunteer_hub.services.pagination import paginate
+from volunteer_hub.services.plans import _Change, _refuse_while_solving, violations_of
+from volunteer_hub.services.publish import reminder_pushes, shift_info
+
+OUTCOME_TEXT = {
+    SwapStatus.APPROVED: "已生效",
+    SwapStatus.DECLINED: "被拒绝",
+    SwapStatus.CANCELLED: "已撤回",
+    SwapStatus.REFUSED: "未通过",
+}
+
+
+# ------------------------------------------------------------------------ reading
+
+
+def _locked(query: Select[Any]) -> Select[Any]:
+    """FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises writers), and the
+    row re-read even if the session holds it."""
+    if is_postgresql():
+        query = query.with_for_update()
+    return query.execution_options(populate_existing=True)
+
+
+def _lock_plan(session: Session, plan_id: int) -> Plan:
+    """Every swap path locks the plan first, then the request, then the assignments: the
+    order publishing and the coordinator's changes use, so no two of them wait on each
+    other in a circle."""
+    plan = session.scalar(_locked(select(Plan).where(Plan.id == plan_id)))
+    assert plan is not None
+    return plan
+
+
+def _with_details(query: Select[Any]) -> Select[Any]:
+    return query.options(
+        joinedload(SwapRequest.requester),
+        joinedload(SwapRequest.target),
+        joinedload(SwapRequest.requester_assignment)
+        .joinedload(Assignment.shift)
+        .joinedload(Shift.post),
+        joinedload(SwapRequest.target_assignment)
+        .joinedload(Assignment.shift)
+        .joinedload(Shift.post),
+    )
+
+
+def _plan_branch(session: Session, plan_id: int) -> int:
+    return session.get_one(Plan, plan_id).branch_id
+
+
+def get_swap(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
+    """:raise NotFound: no such request, or the caller is neither party nor a coordinator of
+    the plan's branch."""
+    swap = session.scalar(_with_details(select(SwapRequest).where(SwapRequest.id == swap_id)))
+    require_visible(
+        swap is not None
+        and can_view_swap_request(
+            actor, swap.requester_id, swap.target_id, _plan_branch(session, swap.plan_id)
+        ),
+        "swap request",
+    )
+    assert swap is not None
+    return swap
+
+
+def my_swaps(
+    session: Session,
+    member_id: int,
+    *,
+    role: str | None,
+    status: str | None,
+    page: int,
+    page_size: int,
+) -> dict[str, Any]:
+    """The caller's swap requests, newest first: those they made (`role=requester`), those
+    made to them (`role=target`), or both."""
+    if role == "requester":
+        mine = SwapRequest.requester_id == member_id
+    elif role == "target":
+        mine = SwapRequest.target_id == member_id
+    else:
+        mine = or_(SwapRequest.requester_id == member_id, SwapRequest.target_id == member_id)
+    query = _with_details(select(SwapRequest).where(mine)).order_by(SwapRequest.id.desc())
+    if status is not None:
+        query = query.where(SwapRequest.status == SwapStatus(status))
+    return paginate(session, query, page, page_size)
+
+
+# ------------------------------------------------------------------------ checks
+
+
+def _own_assignment(session: Session, member_id: int, assignment_id: int) -> Assignment:
+    """The caller's published assignment, locked. :raise NotFound: not theirs or unpublished.
+    :raise Conflict: not active, or being taken off by the coordinator."""
+    assignment = session.scalar(_locked(select(Assignment).where(Assignment.id == assignment_id)))
+    require_visible(
+        assignment is not None
+        and assignment.member_id == member_id
+        and assignment.published_at is not None,
+        "assignment",
+    )
+    assert assignment is not None
+    _still_swappable(assignment, "Your assignment")
+    return assignment
+
+
+def _still_swappable(assignment: Assignment, whose: str) -> None:
+    """:raise Conflict: the assignment no longer holds a volunteer's time."""
+    if assignment.status not in ACTIVE_STATUSES or assignment.pending_removal:
+        state = "being removed" if assignment.pending_removal else assignment.status.value
+        raise Conflict(f"{whose} is {state}; only published or accepted shifts can be swapped.")
+
+
+def _cutoff_problem(assignments: list[Assignment], rules: VolunteerRules, now: datetime) -> str:
+    """Why it is too late to swap, or ''. Both the published time and the shift's current
+    time count (a moved shift not yet re-published)."""
+    starts = min(min(a.starts_at, a.shift.starts_at) for a in assignments)
+    if starts - now < rules.decline_cutoff:
+        hours = rules.decline_cutoff.total_seconds() / 3600
+        return (
+            f"A shift of this swap starts in less than {hours:g} hours; swaps close then. "
+            "Call your coordinator."
+        )
+    return ""
+
+
+def _branch_member(session: Session, branch_id: int, member_id: int) -> bool:
+    return (
+        session.scalar(
+            select(Member.id)
+            .join(MemberBranch, MemberBranch.member_id == Member.id)
+            .where(
+                Member.id == member_id,
+                MemberBranch.branch_id == branch_id,
+                Member.status == MemberStatus.ACTIVE,
+            )
+        )
+        is not None
+    )
+
+
+def _violations(
+    session: Session,
+    plan: Plan,
+    given: Assignment,
+    target_id: int,
+    taken: Assignment | None,
+    rules: VolunteerRules,
+) -> list[dict[str, Any]]:
+    """The hard rules the roster would break after the swap, as for a manual change."""
+    add = [(target_id, given.shift_id)]
+    remove = [given.id]
+    if taken is not None:
+        add.append((given.member_id, taken.shift_id))
+        remove.append(taken.id)
+    return violations_of(session, plan, _Change(tuple(add), tuple(remove)), rules.builder)
+
+
+def _describe(violations: list[dict[str, Any]]) -> str:
+    return "; ".join(v["message"] for v in violations)
+
+
+# ------------------------------------------------------------------------ pushes
+
+
+def _shift_words(assignment: Assignment) -> dict[str, str]:
+    shift = assignment.shift
+    return {"post": shift.post.name, **shift_params(shift.starts_at, shift.ends_at)}
+
+
+def _slot(words: Mapping[str, str]) -> str:
+    return f"{words['post']} {words['date']} {words['start']}-{words['end']}"
+
+
+def _push_request(session: Session, swap: SwapRequest) -> None:
+    given = _shift_words(swap.requester_assignment)
+    params = {
+        "swap_request_id": str(swap.id),
+        "requester": swap.requester.name,
+        **given,
+    }
+    if swap.target_assignment is not None:
+        params["in_return"] = (
+            f"，并由对方接替您在{_slot(_shift_words(swap.target_assignment))}的班次"
+        )
+    outbox.enqueue_bulk(
+        session,
+        [
+            BulkPush(
+                swap.target_id,
+                "swap_request",
+                params,
+                dedupe_key=f"swap:{swap.id}:request",
+                assignment_id=swap.requester_assignment_id,
+            )
+        ],
+    )
+
+
+def _push_decision(
+    session: Session, swap: SwapRequest, recipients: Mapping[int, str], extra: list[BulkPush]
+) -> None:
+    """`swap_decided` to each recipient with their own detail line, plus `extra` pushes."""
+    words = _shift_words(swap.requester_assignment)
+    outcome = OUTCOME_TEXT[swap.status]
+    pushes = [
+        BulkPush(
+            member_id,
+            "swap_decided",
+            {"swap_request_id": str(swap.id), "outcome": outcome, "detail": detail, **words},
+            dedupe_key=f"swap:{swap.id}:{swap.status.value}:{member_id}",
+            assignment_id=swap.requester_assignment_id,
+        )
+        for member_id, detail in recipients.items()
+    ]
+    outbox.enqueue_bulk(session, pushes + extra)
+
+
+# ------------------------------------------------------------------------ propose
+
+
+def propose(
+    session: Session,
+    member_id: int,
+    assignment_id: int,
+    data: Mapping[str, Any],
+    rules: VolunteerRules,
+) -> SwapRequest:
+    """Ask another volunteer to take the caller's shift: for one of theirs (`assignment`) or
+    as a hand-over (`member`). Checked now, so a swap that could never be made is refused
+    before anyone is asked, and again when the other accepts.
+
+    :param data: exactly one of `assignment` (the other's assignment in the same plan) or
+        `member` (who takes the shift), and an optional `message`.
+    :return: the pending SwapRequest (the other volunteer is pushed).
+    :raise NotFound: the caller's assignment, the other assignment or the member is not one
+        the caller may swap with (not theirs, another plan, not in the branch).
+    :raise ValidationFailed: swapping with oneself.
+    :raise Conflict: past the cut-off, a shift not active, already a pending request for this
+        shift, or the checker's violations (in `violations`).
+    """
+    now = utcnow()
+    plan_id = session.scalar(select(Assignment.plan_id).where(Assignment.id == assignment_id))
+    plan = _lock_plan(session, plan_id) if plan_id is not None else None
+    given = _own_assignment(session, member_id, assignment_id)
+    assert plan is not None
+    taken: Assignment | None = None
+    if data.get("assignment") is not None:
+        taken = session.scalar(
+            _locked(select(Assignment).where(Assignment.id == data["assignment"]))
+        )
+        require_visible(
+            taken is not None
+            and taken.plan_id == plan.id
+            and taken.published_at is not None
+            and taken.status in ACTIVE_STATUSES,
+            "assignment",
+        )
+        assert taken is not None
+        if taken.member_id == member_id:
+            raise ValidationFailed(
+                "That is your own assignment.", errors={"assignment": ["Your own assignment."]}
+            )
+        _still_swappable(taken, "The other assignment")
+        target_id = taken.member_id
+    else:
+        target_id = int(data["member"])
+        if target_id == member_id:
+            raise ValidationFailed(
+                "You cannot hand a shift to yourself.", errors={"member": ["That is you."]}
+            )
+        if not _branch_member(session, plan.branch_id, target_id):
+            raise NotFound("No such member in this plan's branch.")
+    late = _cutoff_problem([given] + ([taken] if taken else []), rules, now)
+    if late:
+        raise Conflict(late)
+    pending = session.scalar(
+        select(SwapRequest.id).where(
+            SwapRequest.requester_assignment_id == given.id,
+            SwapRequest.status == SwapStatus.PENDING,
+        )
+    )
+    if pending is not None:
+        raise Conflict(
+            f"Swap request {pending} for this shift is still open; cancel it first.",
+            extra={"swap_request": pending},
+        )
+    violations = _violations(session, plan, given, target_id, taken, rules)
+    if violations:
+        raise Conflict(
+            f"This swap would break hard rules: {_describe(violations)}.",
+            extra={"violations": violations},
+        )
+    swap = SwapRequest(
+        plan_id=plan.id,
+        requester_id=member_id,
+        requester_assignment_id=given.id,
+        target_id=target_id,
+        target_assignment_id=taken.id if taken else None,
+        status=SwapStatus.PENDING,
+        message=(data.get("message") or "").strip() or None,
+        created_at=now,
+    )
+    session.add(swap)
+    session.flush()
+    audit.record(
+        session,
+        member_id,
+        "swap.propose",
+        "swap_request",
+        swap.id,
+        after={
+            "assignment": given.id,
+            "target": target_id,
+            "target_assignment": swap.target_assignment_id,
+        },
+        reason=swap.message,
+    )
+    session.refresh(swap)
+    _push_request(session, swap)
+    session.commit()
+    return swap
+
+
+# ------------------------------------------------------------------------ answer
+
+
+def _answerable(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
+    """The request locked, for its target. :raise NotFound: not a party. :raise Forbidden:
+    the requester (who may only cancel)."""
+    plan_id = session.scalar(select(SwapRequest.plan_id).where(SwapRequest.id == swap_id))
+    if plan_id is not None:
+        _lock_plan(session, plan_id)
+    swap = session.scalar(_locked(select(SwapRequest).where(SwapRequest.id == swap_id)))
+    require_visible(
+        swap is not None and actor.member_id in (swap.requester_id, swap.target_id),
+        "swap request",
+    )
+    assert swap is not None
+    require(
+        may_answer_swap_request(actor, swap.target_id),
+        "Only the volunteer who was asked answers a swap request; you may cancel yours.",
+    )
+    return swap
+
+
+def _refuse(
+    session: Session, swap: SwapRequest, reason: str, violations: list[dict[str, Any]] | None
+) -> NoReturn:
+    """Record that a swap both agreed to cannot be made, tell both, commit, then raise.
+
+    :raise Conflict: always, with the reason (and the violations)."""
+    swap.status = SwapStatus.REFUSED
+    swap.refusal = reason
+    swap.violations = violations
+    swap.decided_at = utcnow()
+    audit.record(
+        session,
+        swap.target_id,
+        "swap.refuse",
+        "swap_request",
+        swap.id,
+        before={"status": "pending"},
+        after={"status": "refused", "violations": violations or []},
+        reason=reason,
+    )
+    detail = "未能生效：班次已变动、临近开始或违反排班规则，请联系协调员。"
+    _push_decision(session, swap, {swap.requester_id: detail, swap.target_id: detail}, [])
+    session.commit()
+    raise Conflict(
+        f"The swap cannot be made: {reason}",
+        extra={"swap_request": swap.id, "violations": violations or []},
+    )
+
+
+def accept(session: Session, actor: Actor, swap_id: int, rules: VolunteerRules) -> SwapRequest:
+    """The asked volunteer agrees: the swap is checked and, if every rule holds, made.
+    Accepting an approved request again is harmless.
+
+    :return: the approved SwapRequest with its new assignments.
+    :raise NotFound: not a party. :raise Forbidden: the requester.
+    :raise Conflict: no longer pending; a solve run is working on the plan (try again); or it
+        cannot be made (past the cut-off, a shift changed, a hard rule): the request is then
+        `refused` with the reason, both are told, and the 409 carries the `violations`.
+    """
+    swap = _answerable(session, actor, swap_id)
+    if swap.status == SwapStatus.APPROVED:
+        session.commit()
+        return get_swap(session, actor, swap.id)
+    if swap.status != SwapStatus.PENDING:
+        raise Conflict(f"This swap request is {swap.status.value}.")
+    now = utcnow()
+    plan = session.get_one(Plan, swap.plan_id)  # locked by `_answerable`
+    _refuse_while_solving(session, plan)
+    given = session.scalar(
+        _locked(select(Assignment).where(Assignment.id == swap.requester_assignment_id))
+    )
+    taken = None
+    if swap.target_assignment_id is not None:
+        taken = session.scalar(
+            _locked(select(Assignment).where(Assignment.id == swap.target_assignment_id))
+        )
+    assert given is not None
+    parts = [given] + ([taken] if taken is not None else [])
+    if (
+        any(a.status not in ACTIVE_STATUSES or a.pending_removal for a in parts)
+        or given.member_id != swap.requester_id
+    ):
+        _refuse(session, swap, "one of the shifts was changed or cancelled meanwhile.", None)
+    late = _cutoff_problem(parts, rules, now)
+    if late:
+        _refuse(session, swap, late, None)
+    violations = _violations(session, plan, given, swap.target_id, taken, rules)
+    if violations:
+        _refuse(session, swap, f"it would break hard rules: {_describe(violations)}.", violations)
+    try:
+        _make(session, swap, given, taken, rules, now)
+    except IntegrityError:
+        # PostgreSQL's exclusion constraint: someone's new shift elsewhere overlaps meanwhile.
+        session.rollback()
+        raise Conflict("The swap would double-book a volunteer; try again.") from None
+    session.commit()
+    return get_swap(session, actor, swap.id)
+
+
+def _make(
+    session: Session,
+    swap: SwapRequest,
+    given: Assignment,
+    taken: Assignment | None,
+    rules: VolunteerRules,
+    now: datetime,
+) -> None:
+    """Cancel the old assignments, then create the new accepted ones (in that order, so the
+    exclusion constraint never sees a volunteer on both), move reminders, audit, push."""
+    old = [given] + ([taken] if taken is not None else [])
+    for assignment in old:
+        assignment.status = AssignmentStatus.CANCELLED
+        assignment.updated_at = now
+        outbox.cancel_pending(session, assignment_id=assignment.id, kinds=["shift_reminder"])
+    session.flush()
+    moves = [(given, swap.target_id)] + ([(taken, swap.requester_id)] if taken else [])
+    created = []
+    for assignment, member_id in moves:
+        created.append(
+            Assignment(
+                plan_id=assignment.plan_id,
+                shift_id=assignment.shift_id,
+                member_id=member_id,
+                status=AssignmentStatus.ACCEPTED,
+                source=AssignmentSource.OFFER,
+                # The times as published: a moved shift is still told by the next publish.
+                starts_at=assignment.starts_at,
+                ends_at=assignment.ends_at,
+                pending_removal=False,
+                published_at=now,
+                responded_at=now,
+            )
+        )
+    session.add_all(created)
+    session.flush()
+    swap.status = SwapStatus.APPROVED
+    swap.decided_at = now
+    swap.target_new_assignment_id = created[0].id
+    swap.requester_new_assignment_id = created[1].id if len(created) > 1 else None
+    _close_others(session, swap, [a.id for a in old], now)
+    audit.record(
+        session,
+        swap.target_id,
+        "swap.approve",
+        "swap_request",
+        swap.id,
+        before={
+            "assignments": [{"id": a.id, "member": a.member_id, "shift": a.shift_id} for a in old]
+        },
+        after={
+            "assignments": [
+                {"id": a.id, "member": a.member_id, "shift": a.shift_id} for a in created
+            ]
+        },
+    )
+    reminders: list[BulkPush] = []
+    for (source, _), assignment in zip(moves, created, strict=True):
+        shift = source.shift
+        info = shift_info(shift.id, shift.starts_at, shift.ends_at, shift.post.name)
+        reminders += reminder_pushes(
+            assignment.id, assignment.member_id, info, rules.reminder_offsets_h, now
+        )
+    names = {swap.requester_id: swap.requester.name, swap.target_id: swap.target.name}
+    given_slot = _slot(_shift_words(given))
+    if taken is not None:
+        taken_slot = _slot(_shift_words(taken))
+        details = {
+            swap.requester_id: f"{names[swap.target_id]}接替您的班次，您改为{taken_slot}。",
+            swap.target_id: f"您已接替{given_slot}，您原来的{taken_slot}由"
+            f"{names[swap.requester_id]}接替。",
+        }
+    else:
+        details = {
+            swap.requester_id: f"该班次已由{names[swap.target_id]}接替，您无需到岗。",
+            swap.target_id: f"您已接替{given_slot}，请按时到岗。",
+        }
+    _push_decision(session, swap, details, reminders)
+
+
+def _close_others(
+    session: Session, swap: SwapRequest, assignment_ids: list[int], now: datetime
+) -> None:
+    """Other open requests about the swapped shifts can no longer be made."""
+    for other in session.scalars(
+        select(SwapRequest).where(
+            SwapRequest.id != swap.id,
+            SwapRequest.status == SwapStatus.PENDING,
+            or_(
+                SwapRequest.requester_assignment_id.in_(assignment_ids),
+                SwapRequest.target_assignment_id.in_(assignment_ids),
+            ),
+        )
+    ):
+        other.status = SwapStatus.REFUSED
+        other.refusal = f"One of its shifts changed hands in swap request {swap.id}."
+        other.decided_at = now
+        audit.record(
+            session,
+            swap.target_id,
+            "swap.refuse",
+            "swap_request",
+            other.id,
+            before={"status": "pending"},
+            after={"status": "refused", "because_of": swap.id},
+            reason=other.refusal,
+        )
+
+
+def decline(session: Session, actor: Actor, swap_id: int, reason: str | None) -> SwapRequest:
+    """The asked volunteer says no; declining twice is harmless.
+
+    :raise NotFound: not a party. :raise Forbidden: the requester.
+    :raise Conflict: no longer pending.
+    """
+    swap = _answerable(session, actor, swap_id)
+    if swap.status == SwapStatus.DECLINED:
+        session.commit()
+        return get_swap(session, actor, swap.id)
+    if swap.status != SwapStatus.PENDING:
+        raise Conflict(f"This swap request is {swap.status.value}.")
+    swap.status = SwapStatus.DECLINED
+    swap.decided_at = utcnow()
+    swap.refusal = (reason or "").strip() or None
+    audit.record(
+        session,
+        actor.member_id,
+        "swap.decline",
+        "swap_request",
+        swap.id,
+        before={"status": "pending"},
+        after={"status": "declined"},
+        reason=swap.refusal,
+    )
+    detail = f"{swap.target.name}没有同意。" + (f"理由：{swap.refusal}" if swap.refusal else "")
+    _push_decision(session, swap, {swap.requester_id: detail}, [])
+    session.commit()
+    return get_swap(session, actor, swap.id)
+
+
+def cancel(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
+    """The requester withdraws a pending request; cancelling twice is harmless.
+
+    :raise NotFound: not a party. :raise Forbidden: the asked volunteer (who declines).
+    :raise Conflict: already answered.
+    """
+    plan_id = session.scalar(select(SwapRequest.plan_id).where(SwapRequest.id == swap_id))
+    if plan_id is not None:
+        _lock_plan(session, plan_id)
+    swap = session.scalar(_locked(select(SwapRequest).where(SwapRequest.id == swap_id)))
+    require_visible(
+        swap is not None and actor.member_id in (swap.requester_id, swap.target_id),
+        "swap request",
+    )
+    assert swap is not None
+    require(
+        may_cancel_swap_request(actor, swap.requester_id),
+        "Only the volunteer who asked cancels a swap request; you may decline it.",
+    )
+    if swap.status == SwapStatus.CANCELLED:
+        session.commit()
+        return get_swap(session, actor, swap.id)
+    if swap.status != SwapStatus.PENDING:
+        raise Conflict(f"This swap request is {swap.status.value}.")
+    swap.status = SwapStatus.CANCELLED
+    swap.decided_at = utcnow()
+    audit.record(
+        session,
+        actor.member_id,
+        "swap.cancel",
+        "swap_request",
+        swap.id,
+        before={"status": "pending"},
+        after={"status": "cancelled"},
+    )
+    _push_decision(session, swap, {swap.target_id: f"{swap.requester.name}撤回了请求。"}, [])
+    session.commit()
+    return get_swap(session, actor, swap.id)
