@@ -423,25 +423,3 @@ def may_answer_swap_request(actor: Actor, target_id: int) -> bool:
 
 def may_cancel_swap_request(actor: Actor, requester_id: int) -> bool:
     return actor.member_id == requester_id
-
-
-# ---------------------------------------------------------------------- shift swaps
-# A swap request concerns two volunteers: the one who asked may cancel it, the one asked may
-# accept or decline it, and both see it. The coordinators of the plan's branch (and those who
-# see everything) may look at it but not answer for the volunteers.
-
-
-def can_view_swap_request(actor: Actor, requester_id: int, target_id: int, branch_id: int) -> bool:
-    return (
-        actor.member_id in (requester_id, target_id)
-        or actor.sees_everything
-        or actor.coordinates(branch_id)
-    )
-
-
-def may_answer_swap_request(actor: Actor, target_id: int) -> bool:
-    return actor.member_id == target_id
-
-
-def may_cancel_swap_request(actor: Actor, requester_id: int) -> bool:
-    return actor.member_id == requester_id
