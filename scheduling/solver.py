@@ -281,13 +281,13 @@ def _run_parts(tasks: list[_PartTask], options: SolveOptions, parallel: bool) ->
 
 
 def _time_shares(
-    parts: list[Component], eligible: list[list[int]], total: float, parallel: bool
+    parts: list[Component], eligible: list[list[int]], total: float, lanes: int
 ) -> list[float]:
     sizes = [max(1, sum(len(eligible[s]) for s in c.shifts)) for c in parts]
-    if parallel:
-        return [total] * len(parts)
     whole = sum(sizes)
-    return [total * size / whole for size in sizes]
+    # In parallel, `lanes` parts run at once, so each may take that multiple of its share
+    # (never more than the whole budget: the largest parts are handed out first).
+    return [min(total, total * lanes * size / whole) for size in sizes]
 
 
 def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
@@ -310,7 +310,7 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
         options.workers > 1
         and sum(1 for c in parts if sum(len(eligible[s]) for s in c.shifts) >= PARALLEL_PART) > 1
     )
-    shares = _time_shares(parts, eligible, budget * 0.95, parallel)
+    shares = _time_shares(parts, eligible, budget * 0.95, options.workers if parallel else 1)
     tasks = []
     for number, (part, share) in enumerate(zip(parts, shares, strict=True)):
         sliced = slice_problem(problem, part)
