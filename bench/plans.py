@@ -14,22 +14,26 @@ A scratch database `bench_plans` is created beside --url, migrated, filled and d
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import time
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from zoneinfo import ZoneInfo
 
 import psycopg
-from sqlalchemy import func, insert, make_url, select
+from sqlalchemy import delete, func, insert, make_url, select, text, update
+from sqlalchemy.orm import Session
 
 from bench.common import log
 from scheduling.problem import Pair, Solution
 from volunteer_hub.auth.policy import Actor, Grant
 from volunteer_hub.models import Branch, Town
 from volunteer_hub.models.members import Role
-from volunteer_hub.models.notifications import OutboxMessage
+from volunteer_hub.models.notifications import InboxItem, OutboxMessage
 from volunteer_hub.models.plans import (
     Assignment,
+    AssignmentStatus,
     Plan,
     PlanStatus,
     Post,
@@ -59,10 +63,7 @@ def _run(url: str, sql: str) -> None:
         conn.execute(sql)  # type: ignore[arg-type]
 
 
-def _week_plan(session: object, branch_id: int, start: date) -> int:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
+def _week_plan(session: Session, branch_id: int, start: date) -> int:
     plan = Plan(
         branch_id=branch_id,
         name="巡防周计划",
@@ -112,11 +113,39 @@ def _week_plan(session: object, branch_id: int, start: date) -> int:
     return plan.id
 
 
+def _unpublish(session: Session, plan_id: int) -> None:
+    """Put the plan back as it was before publishing (not timed), to publish it again."""
+    session.execute(delete(InboxItem))
+    session.execute(delete(OutboxMessage))
+    session.execute(
+        update(Assignment)
+        .where(Assignment.plan_id == plan_id)
+        .values(status=AssignmentStatus.PROPOSED, published_at=None)
+    )
+    session.execute(update(Plan).where(Plan.id == plan_id).values(status=PlanStatus.SOLVED))
+    session.commit()
+    session.execute(text("ANALYZE outbox_message, inbox_item, assignment"))
+    session.commit()
+
+
+def _backend_cpu(session: Session) -> float | None:
+    """CPU seconds the session's PostgreSQL backend has used (same host only): on a shared
+    machine the wall time says as much about the neighbours as about the code."""
+    pid = session.scalar(text("SELECT pg_backend_pid()"))
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--members", type=int, default=40_000)
     parser.add_argument("--keep", action="store_true", help="do not drop the scratch database")
+    parser.add_argument("--publishes", type=int, default=3, help="publish runs (best is kept)")
     args = parser.parse_args()
 
     from flask_migrate import upgrade
@@ -180,24 +209,43 @@ def main() -> None:
             )
             log(f"{proposed} proposed assignments of {slots} slots")
 
+            volunteers, shifts = len(problem.volunteers), len(problem.shifts)
+            windows = sum(len(v.unavailable) for v in problem.volunteers)
+            # An API process publishing holds no solver Problem; the bench's would only make
+            # every garbage-collector pass walk its million objects.
+            del built, problem, pairs, slots_list
+            gc.collect()
+
             admin = Actor(1, (Grant(Role.ADMIN, None, None),), frozenset(), None)
-            outbox_before = session.scalar(select(func.count(OutboxMessage.id)))
-            session.commit()
-            log("publishing")
-            began = time.perf_counter()
-            publish_plan(session, admin, plan_id, reminder_offsets_h=(24, 2))
-            publish_s = time.perf_counter() - began
-            pushes = (session.scalar(select(func.count(OutboxMessage.id))) or 0) - (
-                outbox_before or 0
-            )
+            publishes: list[tuple[float, float, float | None]] = []
+            pushes = 0
+            for attempt in range(args.publishes):
+                if attempt:
+                    _unpublish(session, plan_id)
+                outbox_before = session.scalar(select(func.count(OutboxMessage.id))) or 0
+                backend = _backend_cpu(session)
+                session.commit()
+                log(f"publishing ({attempt + 1} of {args.publishes})")
+                client_began, began = time.process_time(), time.perf_counter()
+                publish_plan(session, admin, plan_id, reminder_offsets_h=(24, 2))
+                wall = time.perf_counter() - began
+                client = time.process_time() - client_began
+                server = None if backend is None else (_backend_cpu(session) or 0) - backend
+                publishes.append((wall, client, server))
+                pushes = (session.scalar(select(func.count(OutboxMessage.id))) or 0) - outbox_before
+                session.commit()
+                log(f"published in {wall:.2f} s")
             began = time.perf_counter()
             publish_plan(session, admin, plan_id, reminder_offsets_h=(24, 2))
             republish_s = time.perf_counter() - began
             db.session.remove()
             db.engine.dispose()
+        publish_s, client_s, server_s = min(publishes)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"members (federation)             {args.members}")
-        print(f"patrol volunteers in the Problem {len(problem.volunteers)}")
-        print(f"shifts / slots                   {len(problem.shifts)} / {slots}")
+        print(f"patrol volunteers in the Problem {volunteers}")
+        print(f"shifts / slots                   {shifts} / {slots}")
+        print(f"unavailable windows              {windows}")
         print(
             f"build Problem (best of 3)        {build_s:.2f} s  (all: "
             f"{', '.join(f'{b:.2f}' for b in builds)})  target < {BUILD_TARGET_S} s  "
@@ -206,8 +254,14 @@ def main() -> None:
         print(f"assignments published            {proposed}")
         print(f"outbox rows (pushes + reminders) {pushes}")
         print(
-            f"publish                          {publish_s:.2f} s  target < {PUBLISH_TARGET_S} s  "
+            f"publish (best of {len(publishes)})              {publish_s:.2f} s  (all: "
+            f"{', '.join(f'{p[0]:.2f}' for p in publishes)})  target < {PUBLISH_TARGET_S} s  "
             f"ratio {publish_s / PUBLISH_TARGET_S:.2f}"
+        )
+        server_text = "n/a" if server_s is None else f"{server_s:.2f} s"
+        print(
+            f"  of which CPU                   client {client_s:.2f} s, database backend "
+            f"{server_text} (1-min load average {load:.1f})"
         )
         print(f"publish again (no change)        {republish_s:.3f} s")
     finally:

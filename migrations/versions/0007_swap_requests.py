@@ -1,5 +1,7 @@
-"""swap requests: a volunteer asks another to take their shift, for one of theirs or as a
-hand-over; approved when the other accepts and every hard rule still holds.
+"""swap requests between two volunteers of one plan.
+
+A volunteer asks another to take their shift, for one of theirs or as a hand-over; it is made
+when the other accepts and every hard rule still holds.
 
 Revision ID: 0007
 Revises: 0008

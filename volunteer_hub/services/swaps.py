@@ -457,6 +457,7 @@ def accept(session: Session, actor: Actor, swap_id: int, rules: VolunteerRules) 
     if (
         any(a.status not in ACTIVE_STATUSES or a.pending_removal for a in parts)
         or given.member_id != swap.requester_id
+        or (taken is not None and taken.member_id != swap.target_id)
     ):
         _refuse(session, swap, "one of the shifts was changed or cancelled meanwhile.", None)
     late = _cutoff_problem(parts, rules, now)
