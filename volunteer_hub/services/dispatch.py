@@ -22,15 +22,20 @@ on-duty positions. The SQL check repeats the static conditions too, so a snapsho
 stale can leave someone out for a while but never calls out a suspended member or one whose
 certificate lapsed; a home position that differs from the database's discards the snapshot.
 
-Freshness. A snapshot is rebuilt when it is older than :data:`CACHE_TTL` (by the clock, or by
-the `now` a caller passes), at once after any write to `member`, `member_branch` or
+Freshness. A snapshot is rebuilt at once after any write to `member`, `member_branch` or
 `member_skill` that went through this process's SQLAlchemy engines (a cursor-level hook, so
-ORM flushes, bulk statements and TRUNCATE all count), and on :func:`invalidate_cache`. Writes
-by other processes (other gunicorn workers, the CLI) are therefore seen within CACHE_TTL.
+ORM flushes, bulk statements and TRUNCATE all count), and on :func:`invalidate_cache`. For
+other processes' writes (other gunicorn workers, the CLI): on PostgreSQL a snapshot older than
+:data:`CHECK_INTERVAL` is re-validated against the tables' write counters in
+`pg_stat_user_tables` and reloaded only if they moved (so changes show within seconds, and a
+quiet federation does not reload 40,000 members for every sporadic call-out), with a full
+reload after :data:`MAX_AGE` regardless; on SQLite it is reloaded after :data:`CACHE_TTL`.
+Ages count by the clock or by the `now` a caller passes, whichever is later.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -74,6 +79,11 @@ RECENT_WINDOW = timedelta(days=30)
 SHIFT_HORIZON = timedelta(hours=2)
 # How stale the in-memory member snapshot may get when other processes change members.
 CACHE_TTL = timedelta(seconds=60)
+# PostgreSQL: a snapshot older than this is first re-validated against the tables' write
+# counters (under a millisecond), and reloaded only when they moved.
+CHECK_INTERVAL = timedelta(seconds=5)
+# ... and reloaded anyway after this long, whatever the counters say.
+MAX_AGE = timedelta(minutes=15)
 # numpy and math round differently in the last bits; cut-offs on numpy distances keep this
 # much slack so that the exact (math) distance decides every boundary.
 _SLACK_M = 1.0
@@ -132,6 +142,11 @@ class Snapshot:
     loaded_at: datetime  # wall clock, compared with the caller's `now`
     loaded_mono: float
     generation: int  # the write generation it was loaded under
+    # PostgreSQL's write counters of the member tables, read before loading (None: SQLite,
+    # or counting is off); `checked_*` is when they were last found unchanged.
+    fingerprint: str | None
+    checked_at: datetime
+    checked_mono: float
     members: int  # active members with a home position
     branches: dict[int, BranchIndex]
     # skill id -> expiry ordinal per member row (_NO_EXPIRY, or _NOT_HELD)
@@ -149,11 +164,12 @@ class Snapshot:
 _snapshots: dict[str, Snapshot] = {}
 _generations: dict[str, int] = {}
 _load_lock = threading.Lock()
+_generation_lock = threading.Lock()
 
 
 def invalidate_cache() -> None:
     """Forget every snapshot; the next ranking in this process reloads from the database."""
-    with _load_lock:
+    with _load_lock, _generation_lock:
         _snapshots.clear()
         for key in list(_generations):
             _generations[key] += 1
@@ -164,13 +180,9 @@ def _key(engine: Engine) -> str:
     return str(engine.url)
 
 
-def _is_fresh(snapshot: Snapshot, key: str, now: datetime) -> bool:
-    ttl = CACHE_TTL.total_seconds()
-    return (
-        snapshot.generation == _generations.get(key, 0)
-        and time.monotonic() - snapshot.loaded_mono <= ttl
-        and (now - snapshot.loaded_at).total_seconds() <= ttl
-    )
+def _age_s(at: datetime, mono: float, now: datetime) -> float:
+    """Seconds since (at, mono), by the clock or by the caller's `now`, whichever is later."""
+    return max(time.monotonic() - mono, (now - at).total_seconds())
 
 
 def snapshot(session: Session, now: datetime) -> Snapshot:
@@ -182,16 +194,53 @@ def snapshot(session: Session, now: datetime) -> Snapshot:
     engine = session.get_bind()
     assert isinstance(engine, Engine)
     key = _key(engine)
-    current = _snapshots.get(key)
-    if current is not None and _is_fresh(current, key, now):
-        return current
     generation = _generations.setdefault(key, 0)
+    current = _snapshots.get(key)
+    if current is not None and current.generation == generation:
+        checked_age = _age_s(current.checked_at, current.checked_mono, now)
+        if current.fingerprint is None:
+            if checked_age <= CACHE_TTL.total_seconds():
+                return current
+        elif checked_age <= CHECK_INTERVAL.total_seconds():
+            return current
+        elif _age_s(
+            current.loaded_at, current.loaded_mono, now
+        ) <= MAX_AGE.total_seconds() and current.fingerprint == _fingerprint(session):
+            # Nobody wrote to the member tables since the load: keep the arrays. Without
+            # this, a federation with an incident every few minutes would reload 40,000
+            # members for nearly every call-out.
+            renewed = dataclasses.replace(
+                current, checked_at=datetime.now(tz=UTC), checked_mono=time.monotonic()
+            )
+            with _load_lock:
+                _snapshots[key] = renewed
+            return renewed
     loaded = _load(session, generation)
     with _load_lock:
         # A write seen while loading bumped the generation: keep the snapshot for this call
         # only, the next one reloads.
         _snapshots[key] = loaded
     return loaded
+
+
+_FINGERPRINT_SQL = (
+    "SELECT current_setting('track_counts'), string_agg(concat_ws(':', relid,"
+    " pg_relation_filenode(relid), n_tup_ins, n_tup_upd, n_tup_del), ',' ORDER BY relid)"
+    " FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+    " AND relname IN ('member', 'member_branch', 'member_skill')"
+)
+
+
+def _fingerprint(session: Session) -> str | None:
+    """PostgreSQL's cumulative write counters of the member tables, and their files (a
+    TRUNCATE makes new ones without counting deletes). Another process's committed write
+    moves them once its backend flushes its statistics: at once when idle for a second,
+    else within about 10 s (PostgreSQL 15). None where there is no such thing."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    rows = _fetch(session, _FINGERPRINT_SQL)
+    counting, fingerprint = rows[0] if rows else ("off", None)
+    return str(fingerprint) if counting == "on" and fingerprint else None
 
 
 def _fetch(session: Session, sql: str) -> list[tuple[Any, ...]]:
@@ -219,6 +268,9 @@ def _ordinal(value: date | str | None) -> int:
 
 def _load(session: Session, generation: int) -> Snapshot:
     began_wall, began_mono = datetime.now(tz=UTC), time.monotonic()
+    # Read before the rows: a write committed after this moves the counters, so it can
+    # only cause one reload too many, never one too few.
+    fingerprint = _fingerprint(session)
     rows = _fetch(
         session,
         f"SELECT id, home_lat, home_lon FROM member WHERE status = '{MemberStatus.ACTIVE.value}'"
@@ -274,6 +326,9 @@ def _load(session: Session, generation: int) -> Snapshot:
         loaded_at=began_wall,
         loaded_mono=began_mono,
         generation=generation,
+        fingerprint=fingerprint,
+        checked_at=began_wall,
+        checked_mono=began_mono,
         members=count,
         branches=branches,
         skills=skills,
@@ -296,7 +351,8 @@ _DIRTY = "hub_dispatch_member_write"
 
 def _bump(engine: Engine) -> None:
     key = _key(engine)
-    _generations[key] = _generations.get(key, 0) + 1
+    with _generation_lock:  # two threads bumping at once must not count once
+        _generations[key] = _generations.get(key, 0) + 1
 
 
 def _after_cursor_execute(
