@@ -338,7 +338,8 @@ def _load(session: Session, generation: int) -> Snapshot:
 # Writes to these tables make every snapshot of that database stale.
 _WATCHED = frozenset({"member", "member_branch", "member_skill"})
 _WRITE = re.compile(
-    r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?|COPY)\s+(.*)",
+    r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?|COPY"
+    r"|(?:DROP|ALTER)\s+TABLE(?:\s+IF\s+EXISTS)?)\s+(.*)",
     re.IGNORECASE | re.DOTALL,
 )
 _NAME = re.compile(r'"?(\w+)"?')
