@@ -14,7 +14,9 @@ The search radius grows (2, 5, 10, 20, 50 km) until enough candidates lie inside
 How it stays fast at 40,000 members. What changes slowly (who is active, home positions,
 branches, skills with their expiry) is held per process in a :class:`Snapshot`: numpy arrays
 per branch, sorted by latitude, a few MB for the whole federation. The snapshot gives the
-static candidates in distance order without touching the database. What changes fast (leave,
+static candidates in distance order without touching the database: one vectorised haversine
+over the branch's latitude strip (0.1-0.5 ms for the largest branch, 18,000 members) beats
+walking grid cells in Python, so there is no finer grid. What changes fast (leave,
 engagement on an incident, shifts, offers of this incident, check-ins, recent call-outs) is
 then checked in SQL for the nearest few dozen only, with `id = ANY(...)` driving indexed
 look-ups, in batches until the answer is settled: usually one query, besides the one for
@@ -77,7 +79,8 @@ DISTANCE_BAND_M = 500
 RECENT_WINDOW = timedelta(days=30)
 # A shift starting within this horizon keeps a volunteer from being sent elsewhere.
 SHIFT_HORIZON = timedelta(hours=2)
-# How stale the in-memory member snapshot may get when other processes change members.
+# How stale the in-memory member snapshot may get when other processes change members, where
+# there are no write counters to ask (SQLite; PostgreSQL with track_counts off).
 CACHE_TTL = timedelta(seconds=60)
 # PostgreSQL: a snapshot older than this is first re-validated against the tables' write
 # counters (under a millisecond), and reloaded only when they moved.
