@@ -381,8 +381,12 @@ def _assemble(
         bound = min(objective, sum(r.bound or 0 for r in results) + objective - inside)
     if status == "optimal":
         bound = objective
+    solved_s = clock.elapsed()
+    shortfalls = _shortfalls(problem, assignments)
     stats = {
         "wall_s": round(clock.elapsed(), 3),
+        "solve_s": round(solved_s, 3),
+        "explain_s": round(clock.elapsed() - solved_s, 3),
         "variables": sum(r.variables for r in results),
         "components": len(results),
         "greedy_objective": sum(score(index, greedy_pairs).values()),
@@ -394,7 +398,7 @@ def _assemble(
         objective=objective,
         bound=bound,
         objective_parts=parts,
-        shortfalls=_shortfalls(problem, assignments),
+        shortfalls=shortfalls,
         conflicts=tuple(conflicts),
         stats=stats,
     )
