@@ -21,8 +21,8 @@ from scheduling.model.data import ProblemIndex
 from scheduling.model.objective import score
 from scheduling.problem import Pair, Problem, Shortfall, Solution
 
-# Above this many variables a part gets only a short whole-model run before LNS takes over.
-LARGE_PART = 20_000
+# Above this many variables a part is not modelled whole: LNS over cluster sub-models instead.
+LARGE_PART = 60_000
 # Above this many eligible pairs, only the nearest CANDIDATES_PER_PERSON per slot are modelled.
 PRUNE_ABOVE = 300_000
 CANDIDATES_PER_PERSON = 6
