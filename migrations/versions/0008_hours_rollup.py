@@ -17,6 +17,7 @@ branch_labels = None
 depends_on = None
 
 MONTHS = range(1, 13)
+SPAN = range(1, 25)
 
 
 def _backfill():
@@ -96,10 +97,61 @@ def upgrade():
     )
     with op.batch_alter_table("hours_rollup", schema=None) as batch_op:
         batch_op.create_index("ix_hours_rollup_year_member", ["year", "member_id"], unique=False)
+    op.create_table(
+        "hours_span",
+        sa.Column("year", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("branch_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("member_id", sa.Integer(), autoincrement=False, nullable=False),
+        *[
+            sa.Column(f"{kind}_{j}", sa.Integer(), server_default="0", nullable=False)
+            for kind in ("minutes", "turns")
+            for j in SPAN
+        ],
+        sa.ForeignKeyConstraint(
+            ["branch_id"], ["branch.id"], name=op.f("fk_hours_span_branch_id_branch")
+        ),
+        sa.ForeignKeyConstraint(
+            ["member_id"], ["member.id"], name=op.f("fk_hours_span_member_id_member")
+        ),
+        sa.PrimaryKeyConstraint("year", "branch_id", "member_id", name=op.f("pk_hours_span")),
+    )
     _backfill()
+    _backfill_span()
+
+
+def _backfill_span():
+    """Running totals per (year, branch, member) over the years Y-1 and Y: an entry of year
+    Y is month 12+m of window Y and month m of window Y+1 (as `hours_rollup.bump` writes)."""
+    entry = sa.table(
+        "hours_entry",
+        sa.column("member_id", sa.Integer),
+        sa.column("branch_id", sa.Integer),
+        sa.column("service_month", sa.Date),
+        sa.column("minutes", sa.Integer),
+        sa.column("turns", sa.Integer),
+    )
+    keys = ["year", "branch_id", "member_id"]
+    sums = [f"{kind}_{j}" for kind in ("minutes", "turns") for j in SPAN]
+    span = sa.table("hours_span", *[sa.column(name, sa.Integer) for name in keys + sums])
+    year = sa.cast(sa.extract("year", entry.c.service_month), sa.Integer)
+    month = sa.cast(sa.extract("month", entry.c.service_month), sa.Integer)
+    common = [entry.c.branch_id, entry.c.member_id, entry.c.minutes, entry.c.turns]
+    placed = sa.union_all(
+        sa.select(year.label("w"), (month + 12).label("idx"), *common),
+        sa.select((year + 1).label("w"), month.label("idx"), *common),
+    ).subquery()
+    key_exprs = [placed.c.w, placed.c.branch_id, placed.c.member_id]
+    sum_exprs = [
+        sa.func.sum(sa.case((placed.c.idx <= j, placed.c[kind]), else_=0))
+        for kind in ("minutes", "turns")
+        for j in SPAN
+    ]
+    source = sa.select(*key_exprs, *sum_exprs).group_by(*key_exprs)
+    op.execute(span.insert().from_select(keys + sums, source))
 
 
 def downgrade():
+    op.drop_table("hours_span")
     with op.batch_alter_table("hours_rollup", schema=None) as batch_op:
         batch_op.drop_index("ix_hours_rollup_year_member")
 

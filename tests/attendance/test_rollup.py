@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 
 from tests.conftest import Factory
 from volunteer_hub.extensions import db
-from volunteer_hub.models.attendance import HoursEntry, HoursKind, HoursRollup
+from volunteer_hub.models.attendance import HoursEntry, HoursKind, HoursRollup, hours_span
 from volunteer_hub.services import hours, hours_rollup, reports
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -25,6 +25,13 @@ SH = ZoneInfo("Asia/Shanghai")
 # that a range only partly covers.
 FIRST_DAY = date(2025, 11, 20)
 SPAN_DAYS = (date(2027, 2, 10) - FIRST_DAY).days
+# Entries and range ends cluster on a few days around month and year ends, so that the
+# partial months at a range's edges have entries to add or subtract.
+TIGHT_DAYS = [
+    date(y, m, d)
+    for y, m in ((2025, 11), (2025, 12), (2026, 1), (2026, 6), (2026, 12), (2027, 1))
+    for d in (1, 2, 14, 16, 28)
+] + [date(2025, 11, 30), date(2025, 12, 31), date(2026, 6, 30), date(2026, 12, 31)]
 GROUPINGS = [
     ["branch"],
     ["town"],
@@ -68,7 +75,9 @@ add_op = st.tuples(
     st.integers(0, 3),  # member
     st.integers(0, 1),  # branch
     st.integers(0, 2),  # town (2: none)
-    st.integers(0, SPAN_DAYS),  # day
+    st.one_of(
+        st.sampled_from([(d - FIRST_DAY).days for d in TIGHT_DAYS]), st.integers(0, SPAN_DAYS)
+    ),
     st.integers(0, 23),  # local hour: late evenings land on the next UTC day
     st.sampled_from(["attendance", "manual", "incident"]),
     st.integers(0, 900),
@@ -76,7 +85,10 @@ add_op = st.tuples(
 correct_op = st.tuples(st.just("correct"), st.integers(0, 10_000), st.integers(-300, 300))
 reverse_op = st.tuples(st.just("reverse"), st.integers(0, 10_000))
 operations = st.lists(st.one_of(add_op, add_op, correct_op, reverse_op), min_size=1, max_size=30)
-day = st.integers(0, SPAN_DAYS).map(lambda n: FIRST_DAY + timedelta(days=n))
+day = st.one_of(
+    st.sampled_from(TIGHT_DAYS),
+    st.integers(0, SPAN_DAYS).map(lambda n: FIRST_DAY + timedelta(days=n)),
+)
 ranges = st.tuples(st.none() | day, st.none() | day).map(
     lambda r: (min(r), max(r)) if r[0] and r[1] else r
 )
@@ -86,6 +98,7 @@ def apply(world: World, ops: list[tuple[Any, ...]]) -> None:
     with world.app.app_context():
         s = db.session()
         s.execute(delete(HoursRollup))
+        s.execute(delete(hours_span))
         s.execute(delete(HoursEntry))
         s.commit()
         originals: list[HoursEntry] = []
@@ -130,7 +143,7 @@ def as_set(report: dict[str, Any]) -> tuple[Any, ...]:
 
 
 @settings(
-    max_examples=20,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -156,12 +169,28 @@ def test_reports_from_the_rollup_equal_the_ledger(
             fast = reports.hours_report(s, group_by=["member"], flt=flt, page=page, page_size=2)
             direct = reports.ledger_report(s, group_by=["member"], flt=flt, page=page, page_size=2)
             assert fast == direct
-        kept = {tuple(r) for r in s.execute(select(HoursRollup.__table__)).all()}
+        tables = (HoursRollup.__table__, hours_span)
+        kept = [{tuple(r) for r in s.execute(select(t)).all()} for t in tables]
         hours_rollup.rebuild(s)
-        rebuilt = {tuple(r) for r in s.execute(select(HoursRollup.__table__)).all()}
+        rebuilt = [{tuple(r) for r in s.execute(select(t)).all()} for t in tables]
         s.rollback()
         assert kept == rebuilt
         db.session.remove()
+
+
+def test_two_year_windows() -> None:
+    inside = reports.split_range(
+        reports.Filter(date(2025, 11, 29), date(2026, 11, 29)), (2025, 2026)
+    )
+    assert reports.span_window(inside) == reports.Window(2026, 12, 23)
+    assert reports.Window(2026, 1, 0).index(date(2025, 1, 1)) == 1
+    assert reports.Window(2026, 1, 0).index(date(2026, 12, 1)) == 24
+    longer = reports.split_range(reports.Filter(date(2024, 12, 1), date(2026, 1, 31)), (2024, 2026))
+    assert reports.span_window(longer) is None
+    edge_only = reports.split_range(
+        reports.Filter(date(2026, 3, 5), date(2026, 3, 9)), (2026, 2026)
+    )
+    assert reports.span_window(edge_only) == reports.Window(2026, 1, 0)
 
 
 def test_split_reads_the_fewer_ledger_days() -> None:
@@ -219,3 +248,27 @@ def test_concurrent_entries_for_one_cell_are_all_counted(
         row = db.session.scalars(select(HoursRollup).where(HoursRollup.member_id == member)).one()
         assert (row.minutes_3, row.turns_3) == (8 * 5 * 7, 0)
         assert (row.year, row.town_id, row.squad_id) == (2026, 0, 0)
+
+
+def test_month_by_branch_with_both_kinds_of_edge(world: World) -> None:
+    """Jan 10 .. Mar 5: January is read whole minus Jan 1-9 from the ledger, March is read
+    from the ledger alone; both must match the direct aggregation."""
+    days = [date(2026, 1, 1), date(2026, 1, 20), date(2026, 2, 10), date(2026, 3, 3)]
+    ops: list[tuple[Any, ...]] = [
+        ("add", i % 2, 0, 0, (d - FIRST_DAY).days, 9, "attendance", 60 * (i + 1))
+        for i, d in enumerate(days)
+    ] + [("add", 3, 1, 1, (date(2026, 3, 20) - FIRST_DAY).days, 9, "manual", 30)]
+    apply(world, ops)
+    flt = reports.Filter(date_from=date(2026, 1, 10), date_to=date(2026, 3, 5))
+    with world.app.app_context():
+        s = db.session()
+        fast = reports.hours_report(s, group_by=["month", "branch"], flt=flt)
+        direct = reports.ledger_report(s, group_by=["month", "branch"], flt=flt)
+        assert [(r["key"], r["minutes"], r["members"]) for r in fast["rows"]] == [
+            ("2026-01/patrol", 120, 1),
+            ("2026-02/patrol", 180, 1),
+            ("2026-03/patrol", 240, 1),
+        ]
+        assert as_set(fast) == as_set(direct)
+        assert (fast["total_minutes"], fast["turns"], fast["members"]) == (540, 3, 2)
+        db.session.remove()

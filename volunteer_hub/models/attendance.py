@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     Float,
     ForeignKey,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
+    Table,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -187,6 +189,28 @@ class HoursRollup(Base):
     turns_10: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     turns_11: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     turns_12: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+SPAN_MONTHS = 24
+
+# The ledger per (year Y, branch, member) over the two years Y-1 and Y, as running totals:
+# `minutes_j` is the sum of months 1..j of the window (1 = January of Y-1, 13 = January of Y).
+# Any range inside two calendar years then reads one row per branch and member, and a range's
+# sum is a difference of two columns. Kept exact by `services.hours_rollup.bump` in the same
+# transaction as every ledger entry (an entry of year Y lands in rows Y and Y+1). A Core table:
+# nothing loads it as objects, reports read its columns by name.
+hours_span = Table(
+    "hours_span",
+    Base.metadata,
+    Column("year", SmallInteger, primary_key=True, autoincrement=False),
+    Column("branch_id", Integer, ForeignKey("branch.id"), primary_key=True, autoincrement=False),
+    Column("member_id", Integer, ForeignKey("member.id"), primary_key=True, autoincrement=False),
+    *[
+        Column(f"{kind}_{j}", Integer, nullable=False, server_default="0")
+        for kind in ("minutes", "turns")
+        for j in range(1, SPAN_MONTHS + 1)
+    ],
+)
 
 
 class IdempotencyRecord(Base):

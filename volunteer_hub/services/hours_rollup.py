@@ -12,15 +12,18 @@ from datetime import date
 from typing import Any
 from typing import cast as typed
 
-from sqlalchemy import Integer, Table, case, cast, delete, extract, func, insert, select
+from sqlalchemy import Integer, Table, case, cast, delete, extract, func, insert, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from volunteer_hub.models.attendance import HoursEntry, HoursRollup
+from volunteer_hub.models.attendance import SPAN_MONTHS, HoursEntry, HoursRollup, hours_span
 
 MONTHS = range(1, 13)
 KEY = ("year", "branch_id", "member_id", "town_id", "squad_id")
 TABLE = typed(Table, HoursRollup.__table__)
+
+
+SPAN = range(1, SPAN_MONTHS + 1)
 
 
 def minutes_col(month: int) -> Any:
@@ -65,6 +68,33 @@ def bump(
         set_={m: TABLE.c[m] + stmt.excluded[m], t: TABLE.c[t] + stmt.excluded[t]},
     )
     session.execute(stmt)
+    _bump_span(session, service_month, branch_id, member_id, minutes, turns)
+
+
+def _bump_span(
+    session: Session, service_month: date, branch_id: int, member_id: int, minutes: int, turns: int
+) -> None:
+    """Add the entry to the running totals of windows Y (as month 12+m) and Y+1 (as month
+    m): both rows in one upsert, every column from the entry's month on."""
+    rows = []
+    for window, index in (
+        (service_month.year, 12 + service_month.month),
+        (service_month.year + 1, service_month.month),
+    ):
+        row: dict[str, int] = {"year": window, "branch_id": branch_id, "member_id": member_id}
+        for j in SPAN:
+            row[f"minutes_{j}"] = minutes if j >= index else 0
+            row[f"turns_{j}"] = turns if j >= index else 0
+        rows.append(row)
+    dialect = session.get_bind().dialect.name
+    stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(hours_span)
+    stmt = stmt.values(rows)
+    changed = [f"{kind}_{j}" for kind in ("minutes", "turns") for j in SPAN]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["year", "branch_id", "member_id"],
+        set_={c: hours_span.c[c] + stmt.excluded[c] for c in changed},
+    )
+    session.execute(stmt)
 
 
 def rebuild(session: Session) -> int:
@@ -91,7 +121,30 @@ def rebuild(session: Session) -> int:
     source = select(*keys, *sums).group_by(*keys)
     columns = [*KEY, *(f"minutes_{k}" for k in MONTHS), *(f"turns_{k}" for k in MONTHS)]
     session.execute(insert(HoursRollup).from_select(columns, source))
+    _rebuild_span(session)
     return int(session.scalar(select(func.count()).select_from(HoursRollup)) or 0)
+
+
+def _rebuild_span(session: Session) -> None:
+    """`hours_span` from the ledger (as the migration backfills it)."""
+    session.execute(delete(hours_span))
+    year = cast(extract("year", HoursEntry.service_month), Integer)
+    month = cast(extract("month", HoursEntry.service_month), Integer)
+    common = [HoursEntry.branch_id, HoursEntry.member_id, HoursEntry.minutes, HoursEntry.turns]
+    placed = union_all(
+        select(year.label("w"), (month + 12).label("idx"), *common),
+        select((year + 1).label("w"), month.label("idx"), *common),
+    ).subquery()
+    keys = [placed.c.w, placed.c.branch_id, placed.c.member_id]
+    sums = [
+        func.sum(case((placed.c.idx <= j, placed.c[kind]), else_=0))
+        for kind in ("minutes", "turns")
+        for j in SPAN
+    ]
+    columns = ["year", "branch_id", "member_id"] + [
+        f"{kind}_{j}" for kind in ("minutes", "turns") for j in SPAN
+    ]
+    session.execute(insert(hours_span).from_select(columns, select(*keys, *sums).group_by(*keys)))
 
 
 def year_span(session: Session) -> tuple[int, int] | None:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     Subquery,
+    and_,
     case,
     func,
     literal_column,
@@ -37,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from volunteer_hub.models import Branch, Member, Squad, Town
-from volunteer_hub.models.attendance import HoursEntry, HoursRollup
+from volunteer_hub.models.attendance import HoursEntry, HoursRollup, hours_span
 from volunteer_hub.services import hours_rollup
 
 DIMENSIONS = ("branch", "town", "squad", "member", "month")
@@ -208,6 +209,170 @@ def rollup_facts(dims: Sequence[str], flt: Filter, split: Split) -> Subquery | N
     if len(parts) == 1:
         return parts[0].subquery("facts")
     return union_all(*parts).subquery("facts")
+
+
+# ---------------------------------------------------------------------- two-year windows
+# `hours_span` holds running totals per (branch, member) over the years Y-1 and Y. A range
+# inside those two years reads one row per branch and member: a sum over whole months is the
+# difference of two columns, and in a branch grouping each row is already one member's net.
+
+
+@dataclass(frozen=True)
+class Window:
+    """Window year Y and the run [first, last] of its month indices (1 = January of Y-1)
+    that the split's whole months cover (first > last: none)."""
+
+    year: int
+    first: int
+    last: int
+
+    def index(self, month: date) -> int:
+        return (month.year - self.year + 1) * 12 + month.month
+
+
+def span_window(split: Split) -> Window | None:
+    """The window holding every month of the split, or None (a range over more than two
+    calendar years, or nothing to read)."""
+    years = split.years()
+    if not years or years[0] < years[-1] - 1:
+        return None
+    year = years[-1]
+    indices = [(y - year + 1) * 12 + m for y, months in split.whole.items() for m in months]
+    if not indices:
+        return Window(year, 1, 0)
+    return Window(year, min(indices), max(indices))
+
+
+def _cum(kind: str, j: int) -> ColumnElement[Any]:
+    return hours_span.c[f"{kind}_{j}"] if j > 0 else literal_column("0")
+
+
+def _run(kind: str, first: int, last: int) -> ColumnElement[Any]:
+    """The sum of months first..last of a window row."""
+    return _cum(kind, last) - _cum(kind, first - 1)
+
+
+SPAN_COLUMNS: dict[str, Any] = {"branch": hours_span.c.branch_id, "member": hours_span.c.member_id}
+
+
+def span_facts(dims: Sequence[str], flt: Filter, split: Split, window: Window) -> Subquery | None:
+    """As `rollup_facts`, for dimensions among branch and member, from one window's rows."""
+    parts: list[Select[Any]] = []
+    if window.first <= window.last:
+        query: Select[Any] = select(
+            *[SPAN_COLUMNS[d].label(d) for d in dims],
+            hours_span.c.member_id.label("mid"),
+            _run("minutes", window.first, window.last).label("m"),
+            _run("turns", window.first, window.last).label("t"),
+        ).where(hours_span.c.year == window.year)
+        parts.append(_branch_filter(query, hours_span.c.branch_id, flt))
+    for piece in split.pieces:
+        piece_query: Select[Any] = select(
+            *[COLUMNS[d].label(d) for d in dims],
+            HoursEntry.member_id.label("mid"),
+            _signed(HoursEntry.minutes, piece.sign).label("m"),
+            _signed(HoursEntry.turns, piece.sign).label("t"),
+        )
+        parts.append(_piece_filter(piece_query, piece, flt))
+    if not parts:
+        return None
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("facts")
+
+
+def _span_month_rows(
+    session: Session, group_by: Sequence[str], flt: Filter, split: Split, window: Window
+) -> list[dict[str, Any]]:
+    """Month-by-branch rows from one window: a row is one member's net in a branch, so each
+    month's members count is a plain filtered count. Edge pieces from the ledger are summed
+    per (branch, member) and joined to the window's rows (an entry of the window's years is
+    always in one of them)."""
+    piece_index = {window.index(p.first.replace(day=1)) for p in split.pieces}
+    whole = set(range(window.first, window.last + 1))
+    months = sorted(whole | piece_index)
+    if not months:
+        return []
+    zero: ColumnElement[Any] = literal_column("0")
+    joined: Any = hours_span
+    extra: dict[str, Any] = {}
+    if split.pieces:
+        parts = []
+        for piece in split.pieces:
+            mine = window.index(piece.first.replace(day=1))
+            piece_query: Select[Any] = select(
+                HoursEntry.branch_id.label("branch_id"),
+                HoursEntry.member_id.label("member_id"),
+                *[
+                    (_signed(HoursEntry.minutes, piece.sign) if k == mine else zero).label(f"m{k}")
+                    for k in sorted(piece_index)
+                ],
+                *[
+                    (_signed(HoursEntry.turns, piece.sign) if k == mine else zero).label(f"t{k}")
+                    for k in sorted(piece_index)
+                ],
+            )
+            parts.append(_piece_filter(piece_query, piece, flt))
+        pieces = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("pieces")
+        summed = (
+            select(
+                pieces.c.branch_id,
+                pieces.c.member_id,
+                *[
+                    func.sum(pieces.c[f"{c}{k}"]).label(f"{c}{k}")
+                    for c in "mt"
+                    for k in piece_index
+                ],
+            )
+            .group_by(pieces.c.branch_id, pieces.c.member_id)
+            .subquery("piece_sums")
+        )
+        joined = hours_span.outerjoin(
+            summed,
+            and_(
+                summed.c.branch_id == hours_span.c.branch_id,
+                summed.c.member_id == hours_span.c.member_id,
+            ),
+        )
+        extra = {
+            f"{c}{k}": func.coalesce(summed.c[f"{c}{k}"], 0) for c in "mt" for k in piece_index
+        }
+
+    def value(kind: str, k: int) -> ColumnElement[Any]:
+        own = _run(kind, k, k) if k in whole else zero
+        return own + extra[f"{kind[0]}{k}"] if f"{kind[0]}{k}" in extra else own
+
+    per_member = _branch_filter(
+        select(
+            hours_span.c.branch_id.label("branch"),
+            *[value("minutes", k).label(f"m{k}") for k in months],
+            *[value("turns", k).label(f"t{k}") for k in months],
+        )
+        .select_from(joined)
+        .where(hours_span.c.year == window.year),
+        hours_span.c.branch_id,
+        flt,
+    ).subquery("per_member")
+    grouped = select(
+        per_member.c.branch,
+        *[func.sum(per_member.c[f"{c}{k}"]).label(f"{c}{k}") for c in "mt" for k in months],
+        *[func.sum(case((per_member.c[f"m{k}"] > 0, 1), else_=0)).label(f"n{k}") for k in months],
+    ).group_by(per_member.c.branch)
+    rows: list[dict[str, Any]] = []
+    for r in session.execute(grouped).mappings():
+        for k in months:
+            minutes, turns, members = (int(r[f"{c}{k}"] or 0) for c in "mtn")
+            if minutes or turns or members:
+                year, month = window.year - 1 + (k - 1) // 12, (k - 1) % 12 + 1
+                rows.append(
+                    {
+                        "branch": r["branch"],
+                        "month": date(year, month, 1),
+                        "minutes": minutes,
+                        "turns": turns,
+                        "members": members,
+                    }
+                )
+    rows.sort(key=lambda r: tuple(r[d] for d in group_by))
+    return rows
 
 
 # ---------------------------------------------------------------------- aggregation
@@ -425,18 +590,29 @@ def hours_report(
         # Member-month cells are about as many as ledger entries: the rollup saves nothing.
         return ledger_report(session, group_by=group_by, flt=flt, page=page, page_size=page_size)
     split = split_range(flt, hours_rollup.year_span(session))
+    window = span_window(split)
     others = [d for d in group_by if d != "month"]
     result: dict[str, Any] = {"group_by": list(group_by)}
+    if window is not None:
+        totals_facts = span_facts([], flt, split, window)
+    else:
+        totals_facts = rollup_facts([], flt, split)
+    if window is not None and sorted(group_by) == ["branch", "month"]:
+        raw = _span_month_rows(session, group_by, flt, split, window)
+        result["rows"] = _rows(session, group_by, raw)
+        return result | _totals(session, totals_facts)
     if "month" in group_by:
         raw = _month_rows(session, group_by, flt, split)
         result["rows"] = _rows(session, group_by, raw)
-        return result | _totals(session, rollup_facts([], flt, split))
-    facts = rollup_facts(others, flt, split)
+        return result | _totals(session, totals_facts)
+    if window is not None and "town" not in group_by and "squad" not in group_by:
+        facts = span_facts(others, flt, split, window)
+    else:
+        facts = rollup_facts(others, flt, split)
     if facts is None:
         empty = {"rows": [], "total_minutes": 0, "turns": 0, "members": 0}
         paged = {"total": 0, "page": page, "page_size": page_size}
         return result | empty | (paged if page is not None and "member" in group_by else {})
-    totals_facts = rollup_facts([], flt, split)
     return result | _finish(session, group_by, facts, totals_facts, page, page_size)
 
 
