@@ -54,7 +54,7 @@ BRANCH_SKILLS = {
 def _admin_run(url: str, sql: str) -> None:
     admin = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql)
 
 
 def percentile(values: list[float], q: float) -> float:
