@@ -46,6 +46,9 @@ PARAMS: dict[str, dict[str, str]] = {
         "title": "台风预警",
         "body": "请各分队做好防汛准备。",
     },
+    "slot_offer": {"offer_id": "o-2", **SHIFT},
+    "swap_request": {"swap_request_id": "s-1", "requester": "李强", **SHIFT},
+    "swap_decided": {"swap_request_id": "s-1", "outcome": "已通过", **SHIFT},
 }
 
 
