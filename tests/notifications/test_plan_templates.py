@@ -48,9 +48,10 @@ def test_slot_offer_names_the_shift_wakes_the_phone_and_collapses_per_offer() ->
 
 def test_swap_request_is_a_hand_over_unless_something_is_given_in_return() -> None:
     hand_over = build_push("swap_request", PARAMS["swap_request"], token="t", message_id="m")
+    in_return = "，并接替您在北门 6月4日（周三） 08:00-12:00 的班次"
     swap = build_push(
         "swap_request",
-        {**PARAMS["swap_request"], "in_return": "，并接替您在北门 6月4日（周三） 08:00-12:00 的班次"},
+        {**PARAMS["swap_request"], "in_return": in_return},
         token="t",
         message_id="n",
     )
