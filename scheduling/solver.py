@@ -298,11 +298,11 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
     """
     clock = _Clock()
     index = ProblemIndex.build(problem)
-    eligible = eligible_positions(problem)
-    conflicts = _quick_conflicts(problem, index, eligible)
+    full_eligible = eligible_positions(problem)
+    conflicts = _quick_conflicts(problem, index, full_eligible)
     if conflicts:
         return _infeasible(problem, conflicts, clock)
-    eligible = _model_candidates(problem, eligible)
+    eligible = _model_candidates(problem, full_eligible)
     start = greedy_result(problem, eligible)
     parts = components(problem, eligible)
     budget = max(0.1, options.time_limit_s - clock.elapsed())
@@ -330,7 +330,11 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
             )
         )
     results = _run_parts(tasks, options, parallel)
-    solution = _assemble(problem, index, tasks, results, start.assignments, clock)
+    # Explanations get what is left of the limit, and at least a short moment for the largest.
+    explain_by = clock.start + max(options.time_limit_s, clock.elapsed() + 1.0)
+    solution = _assemble(
+        problem, index, tasks, results, start.assignments, clock, full_eligible, explain_by
+    )
     return replace(solution, stats={**solution.stats, "parallel": parallel})
 
 
@@ -343,12 +347,17 @@ def _infeasible(problem: Problem, conflicts: Sequence[str], clock: _Clock) -> So
     )
 
 
-def _shortfalls(problem: Problem, assignments: Sequence[Pair]) -> tuple[Shortfall, ...]:
+def _shortfalls(
+    problem: Problem,
+    assignments: Sequence[Pair],
+    eligible: Sequence[Sequence[int]],
+    deadline: float,
+) -> tuple[Shortfall, ...]:
     try:
         from scheduling.explain import explain_shortfalls
     except ImportError:  # the explainer is optional: a roster is still a roster without it
         return ()
-    return explain_shortfalls(problem, assignments)
+    return explain_shortfalls(problem, assignments, eligible, deadline)
 
 
 def _assemble(
@@ -358,6 +367,8 @@ def _assemble(
     results: list[_PartResult],
     greedy_pairs: Sequence[Pair],
     clock: _Clock,
+    eligible: Sequence[Sequence[int]],
+    explain_by: float,
 ) -> Solution:
     conflicts = [c for r in results for c in r.conflicts]
     if any(r.status == "infeasible" for r in results):
@@ -382,7 +393,7 @@ def _assemble(
     if status == "optimal":
         bound = objective
     solved_s = clock.elapsed()
-    shortfalls = _shortfalls(problem, assignments)
+    shortfalls = _shortfalls(problem, assignments, eligible, explain_by)
     stats = {
         "wall_s": round(clock.elapsed(), 3),
         "solve_s": round(solved_s, 3),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from scheduling.eligibility import eligible_positions
 from scheduling.explain import explain_shortfalls
 from scheduling.problem import Limits, Location, Pair, Rules, Volunteer, Window
 
@@ -139,3 +141,40 @@ def test_many_volunteers_few_shortfalls_is_fast(kit: Any) -> None:
     shortfalls = explain_shortfalls(problem, [])
     assert len(shortfalls) == 30
     assert all("could still be added" in s.reason for s in shortfalls)
+
+
+def test_solver_eligibility_index_gives_the_same_reasons(kit: Any) -> None:
+    aid = frozenset({"first_aid"})
+    shifts = [
+        kit.shift("n", 5, 19, 4, kind="night", required=3, skills={"first_aid": 1}, location=POST),
+        kit.shift("d", 5, 8, 4, required=2, location=POST),
+    ]
+    volunteers = [
+        Volunteer(
+            "medic", skills=aid, location=NEAR, limits=Limits(max_shifts_by_kind={"night": 0})
+        ),
+        Volunteer("far", skills=aid, location=FAR),
+        Volunteer("away", location=NEAR, unavailable=(Window(kit.at(5), kit.at(6)),)),
+        Volunteer("free", location=NEAR),
+    ]
+    problem = kit.problem(
+        volunteers, shifts, rules=Rules(max_distance_km=8), forbidden=[Pair("free", "d")]
+    )
+    roster = kit.pairs(("free", "n"))
+    built = explain_shortfalls(problem, roster)
+    given = explain_shortfalls(problem, roster, eligible_positions(problem))
+    assert built == given
+    night = next(s for s in built if s.shift == "n")
+    assert "1 at a shift or hour limit" in night.reason  # the medic's night cap of 0
+    assert "1 farther than 8 km" in night.reason
+
+
+def test_past_deadline_summarises_instead_of_analysing(kit: Any) -> None:
+    problem = kit.problem(
+        [Volunteer("a"), Volunteer("b")],
+        [kit.shift("big", required=3), kit.shift("small", 1, required=1)],
+    )
+    shortfalls = explain_shortfalls(problem, [], deadline=time.monotonic() - 1.0)
+    assert [(s.shift, s.missing) for s in shortfalls] == [("big", 3), ("small", 1)]
+    assert all("not analysed further within the time limit" in s.reason for s in shortfalls)
+    assert "2 volunteers may take it at all" in shortfalls[0].reason
