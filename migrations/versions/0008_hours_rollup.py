@@ -115,11 +115,26 @@ def upgrade():
         ),
         sa.PrimaryKeyConstraint("year", "branch_id", "member_id", name=op.f("pk_hours_span")),
     )
+    op.create_table(
+        "hours_span_member",
+        sa.Column("year", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("member_id", sa.Integer(), autoincrement=False, nullable=False),
+        *[
+            sa.Column(f"{kind}_{j}", sa.Integer(), server_default="0", nullable=False)
+            for kind in ("minutes", "turns")
+            for j in SPAN
+        ],
+        sa.ForeignKeyConstraint(
+            ["member_id"], ["member.id"], name=op.f("fk_hours_span_member_member_id_member")
+        ),
+        sa.PrimaryKeyConstraint("year", "member_id", name=op.f("pk_hours_span_member")),
+    )
     _backfill()
-    _backfill_span()
+    _backfill_span("hours_span", ["year", "branch_id", "member_id"])
+    _backfill_span("hours_span_member", ["year", "member_id"])
 
 
-def _backfill_span():
+def _backfill_span(name, keys):
     """Running totals per (year, branch, member) over the years Y-1 and Y: an entry of year
     Y is month 12+m of window Y and month m of window Y+1 (as `hours_rollup.bump` writes)."""
     entry = sa.table(
@@ -130,9 +145,8 @@ def _backfill_span():
         sa.column("minutes", sa.Integer),
         sa.column("turns", sa.Integer),
     )
-    keys = ["year", "branch_id", "member_id"]
     sums = [f"{kind}_{j}" for kind in ("minutes", "turns") for j in SPAN]
-    span = sa.table("hours_span", *[sa.column(name, sa.Integer) for name in keys + sums])
+    span = sa.table(name, *[sa.column(column, sa.Integer) for column in keys + sums])
     year = sa.cast(sa.extract("year", entry.c.service_month), sa.Integer)
     month = sa.cast(sa.extract("month", entry.c.service_month), sa.Integer)
     common = [entry.c.branch_id, entry.c.member_id, entry.c.minutes, entry.c.turns]
@@ -140,7 +154,7 @@ def _backfill_span():
         sa.select(year.label("w"), (month + 12).label("idx"), *common),
         sa.select((year + 1).label("w"), month.label("idx"), *common),
     ).subquery()
-    key_exprs = [placed.c.w, placed.c.branch_id, placed.c.member_id]
+    key_exprs = [placed.c.w] + [placed.c[key] for key in keys[1:]]
     sum_exprs = [
         sa.func.sum(sa.case((placed.c.idx <= j, placed.c[kind]), else_=0))
         for kind in ("minutes", "turns")
@@ -151,6 +165,7 @@ def _backfill_span():
 
 
 def downgrade():
+    op.drop_table("hours_span_member")
     op.drop_table("hours_span")
     with op.batch_alter_table("hours_rollup", schema=None) as batch_op:
         batch_op.drop_index("ix_hours_rollup_year_member")

@@ -17,7 +17,13 @@ from sqlalchemy import delete, select
 
 from tests.conftest import Factory
 from volunteer_hub.extensions import db
-from volunteer_hub.models.attendance import HoursEntry, HoursKind, HoursRollup, hours_span
+from volunteer_hub.models.attendance import (
+    HoursEntry,
+    HoursKind,
+    HoursRollup,
+    hours_span,
+    hours_span_member,
+)
 from volunteer_hub.services import hours, hours_rollup, reports
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -99,6 +105,7 @@ def apply(world: World, ops: list[tuple[Any, ...]]) -> None:
         s = db.session()
         s.execute(delete(HoursRollup))
         s.execute(delete(hours_span))
+        s.execute(delete(hours_span_member))
         s.execute(delete(HoursEntry))
         s.commit()
         originals: list[HoursEntry] = []
@@ -169,7 +176,7 @@ def test_reports_from_the_rollup_equal_the_ledger(
             fast = reports.hours_report(s, group_by=["member"], flt=flt, page=page, page_size=2)
             direct = reports.ledger_report(s, group_by=["member"], flt=flt, page=page, page_size=2)
             assert fast == direct
-        tables = (HoursRollup.__table__, hours_span)
+        tables = (HoursRollup.__table__, hours_span, hours_span_member)
         kept = [{tuple(r) for r in s.execute(select(t)).all()} for t in tables]
         hours_rollup.rebuild(s)
         rebuilt = [{tuple(r) for r in s.execute(select(t)).all()} for t in tables]

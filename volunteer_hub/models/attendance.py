@@ -212,6 +212,20 @@ hours_span = Table(
     ],
 )
 
+# The same running totals per member alone (every branch), so that federation-wide totals and
+# the member report read one row per member with no grouping.
+hours_span_member = Table(
+    "hours_span_member",
+    Base.metadata,
+    Column("year", SmallInteger, primary_key=True, autoincrement=False),
+    Column("member_id", Integer, ForeignKey("member.id"), primary_key=True, autoincrement=False),
+    *[
+        Column(f"{kind}_{j}", Integer, nullable=False, server_default="0")
+        for kind in ("minutes", "turns")
+        for j in range(1, SPAN_MONTHS + 1)
+    ],
+)
+
 
 class IdempotencyRecord(Base):
     """The first response to a member's `Idempotency-Key`, replayed for every repeat."""

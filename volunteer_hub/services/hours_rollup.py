@@ -16,7 +16,13 @@ from sqlalchemy import Integer, Table, case, cast, delete, extract, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from volunteer_hub.models.attendance import SPAN_MONTHS, HoursEntry, HoursRollup, hours_span
+from volunteer_hub.models.attendance import (
+    SPAN_MONTHS,
+    HoursEntry,
+    HoursRollup,
+    hours_span,
+    hours_span_member,
+)
 
 MONTHS = range(1, 13)
 KEY = ("year", "branch_id", "member_id", "town_id", "squad_id")
@@ -75,26 +81,31 @@ def _bump_span(
     session: Session, service_month: date, branch_id: int, member_id: int, minutes: int, turns: int
 ) -> None:
     """Add the entry to the running totals of windows Y (as month 12+m) and Y+1 (as month
-    m): both rows in one upsert, every column from the entry's month on."""
-    rows = []
-    for window, index in (
-        (service_month.year, 12 + service_month.month),
-        (service_month.year + 1, service_month.month),
-    ):
-        row: dict[str, int] = {"year": window, "branch_id": branch_id, "member_id": member_id}
-        for j in SPAN:
-            row[f"minutes_{j}"] = minutes if j >= index else 0
-            row[f"turns_{j}"] = turns if j >= index else 0
-        rows.append(row)
+    m), per branch and member and per member: both rows of a table in one upsert, every
+    column from the entry's month on."""
     dialect = session.get_bind().dialect.name
-    stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(hours_span)
-    stmt = stmt.values(rows)
     changed = [f"{kind}_{j}" for kind in ("minutes", "turns") for j in SPAN]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["year", "branch_id", "member_id"],
-        set_={c: hours_span.c[c] + stmt.excluded[c] for c in changed},
-    )
-    session.execute(stmt)
+    for table, keys in (
+        (hours_span, {"branch_id": branch_id, "member_id": member_id}),
+        (hours_span_member, {"member_id": member_id}),
+    ):
+        rows = []
+        for window, index in (
+            (service_month.year, 12 + service_month.month),
+            (service_month.year + 1, service_month.month),
+        ):
+            row: dict[str, int] = {"year": window, **keys}
+            for j in SPAN:
+                row[f"minutes_{j}"] = minutes if j >= index else 0
+                row[f"turns_{j}"] = turns if j >= index else 0
+            rows.append(row)
+        stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        stmt = stmt.values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["year", *keys],
+            set_={c: table.c[c] + stmt.excluded[c] for c in changed},
+        )
+        session.execute(stmt)
 
 
 def rebuild(session: Session) -> int:
@@ -126,8 +137,7 @@ def rebuild(session: Session) -> int:
 
 
 def _rebuild_span(session: Session) -> None:
-    """`hours_span` from the ledger (as the migration backfills it)."""
-    session.execute(delete(hours_span))
+    """`hours_span` and `hours_span_member` from the ledger (as the migration backfills)."""
     year = cast(extract("year", HoursEntry.service_month), Integer)
     month = cast(extract("month", HoursEntry.service_month), Integer)
     common = [HoursEntry.branch_id, HoursEntry.member_id, HoursEntry.minutes, HoursEntry.turns]
@@ -135,16 +145,23 @@ def _rebuild_span(session: Session) -> None:
         select(year.label("w"), (month + 12).label("idx"), *common),
         select((year + 1).label("w"), month.label("idx"), *common),
     ).subquery()
-    keys = [placed.c.w, placed.c.branch_id, placed.c.member_id]
     sums = [
         func.sum(case((placed.c.idx <= j, placed.c[kind]), else_=0))
         for kind in ("minutes", "turns")
         for j in SPAN
     ]
-    columns = ["year", "branch_id", "member_id"] + [
-        f"{kind}_{j}" for kind in ("minutes", "turns") for j in SPAN
-    ]
-    session.execute(insert(hours_span).from_select(columns, select(*keys, *sums).group_by(*keys)))
+    names = [f"{kind}_{j}" for kind in ("minutes", "turns") for j in SPAN]
+    for table, key_names in (
+        (hours_span, ["branch_id", "member_id"]),
+        (hours_span_member, ["member_id"]),
+    ):
+        session.execute(delete(table))
+        keys = [placed.c.w, *[placed.c[k] for k in key_names]]
+        session.execute(
+            insert(table).from_select(
+                ["year", *key_names, *names], select(*keys, *sums).group_by(*keys)
+            )
+        )
 
 
 def year_span(session: Session) -> tuple[int, int] | None:

@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from volunteer_hub.models import Branch, Member, Squad, Town
-from volunteer_hub.models.attendance import HoursEntry, HoursRollup, hours_span
+from volunteer_hub.models.attendance import HoursEntry, HoursRollup, hours_span, hours_span_member
 from volunteer_hub.services import hours_rollup
 
 DIMENSIONS = ("branch", "town", "squad", "member", "month")
@@ -279,6 +279,61 @@ def span_facts(dims: Sequence[str], flt: Filter, split: Split, window: Window) -
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("facts")
 
 
+# A facts subquery of this name has exactly one row per member: no per-member step needed.
+MEMBER_FACTS = "member_facts"
+
+
+def member_span_facts(flt: Filter, split: Split, window: Window) -> Subquery | None:
+    """Federation-wide facts with one row per member: the window's per-member row plus that
+    member's edge pieces, summed and joined (no branch filter: `span_facts` does that)."""
+    if flt.branch_ids is not None:
+        return span_facts([], flt, split, window)
+    span = hours_span_member
+    zero: ColumnElement[Any] = literal_column("0")
+    m: ColumnElement[Any] = zero
+    t: ColumnElement[Any] = zero
+    if window.first <= window.last:
+        m = span.c[f"minutes_{window.last}"] - (
+            span.c[f"minutes_{window.first - 1}"] if window.first > 1 else zero
+        )
+        t = span.c[f"turns_{window.last}"] - (
+            span.c[f"turns_{window.first - 1}"] if window.first > 1 else zero
+        )
+    joined: Any = span
+    if split.pieces:
+        parts = [
+            _piece_filter(
+                select(
+                    HoursEntry.member_id.label("member_id"),
+                    _signed(HoursEntry.minutes, piece.sign).label("m"),
+                    _signed(HoursEntry.turns, piece.sign).label("t"),
+                ),
+                piece,
+                flt,
+            )
+            for piece in split.pieces
+        ]
+        pieces = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("pieces")
+        summed = (
+            select(
+                pieces.c.member_id,
+                func.sum(pieces.c.m).label("m"),
+                func.sum(pieces.c.t).label("t"),
+            )
+            .group_by(pieces.c.member_id)
+            .subquery("piece_sums")
+        )
+        joined = span.outerjoin(summed, summed.c.member_id == span.c.member_id)
+        m = m + func.coalesce(summed.c.m, 0)
+        t = t + func.coalesce(summed.c.t, 0)
+    return (
+        select(span.c.member_id.label("mid"), m.label("m"), t.label("t"))
+        .select_from(joined)
+        .where(span.c.year == window.year)
+        .subquery(MEMBER_FACTS)
+    )
+
+
 def _span_month_rows(
     session: Session, group_by: Sequence[str], flt: Filter, split: Split, window: Window
 ) -> list[dict[str, Any]]:
@@ -381,6 +436,15 @@ def _span_month_rows(
 def _grouped(facts: Subquery, group_by: Sequence[str]) -> Select[Any]:
     """Per group: minutes, turns and contributing members, in two aggregation steps (per
     member, then per group); all-zero groups are left out."""
+    if facts.name == MEMBER_FACTS and list(group_by) == ["member"]:
+        # One row per member already: the groups are the rows.
+        m, t = facts.c.m, facts.c.t
+        return select(
+            facts.c.mid.label("member"),
+            m.label("minutes"),
+            t.label("turns"),
+            case((m > 0, 1), else_=0).label("members"),
+        ).where(or_(m != 0, t != 0))
     keys = [facts.c[d] for d in group_by if d != "member"]
     per_member = (
         select(
@@ -407,11 +471,13 @@ def _totals(session: Session, facts: Subquery | None) -> dict[str, int]:
     """Whole-range totals: minutes, turns and contributing members."""
     if facts is None:
         return {"total_minutes": 0, "turns": 0, "members": 0}
-    per_member = (
-        select(func.sum(facts.c.m).label("m"), func.sum(facts.c.t).label("t"))
-        .group_by(facts.c.mid)
-        .subquery()
-    )
+    per_member: Any = facts
+    if facts.name != MEMBER_FACTS:
+        per_member = (
+            select(func.sum(facts.c.m).label("m"), func.sum(facts.c.t).label("t"))
+            .group_by(facts.c.mid)
+            .subquery()
+        )
     row = session.execute(
         select(
             func.coalesce(func.sum(per_member.c.m), 0),
@@ -594,7 +660,7 @@ def hours_report(
     others = [d for d in group_by if d != "month"]
     result: dict[str, Any] = {"group_by": list(group_by)}
     if window is not None:
-        totals_facts = span_facts([], flt, split, window)
+        totals_facts = member_span_facts(flt, split, window)
     else:
         totals_facts = rollup_facts([], flt, split)
     if window is not None and sorted(group_by) == ["branch", "month"]:
@@ -605,7 +671,9 @@ def hours_report(
         raw = _month_rows(session, group_by, flt, split)
         result["rows"] = _rows(session, group_by, raw)
         return result | _totals(session, totals_facts)
-    if window is not None and "town" not in group_by and "squad" not in group_by:
+    if window is not None and list(group_by) == ["member"]:
+        facts = member_span_facts(flt, split, window)
+    elif window is not None and "town" not in group_by and "squad" not in group_by:
         facts = span_facts(others, flt, split, window)
     else:
         facts = rollup_facts(others, flt, split)
