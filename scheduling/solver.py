@@ -20,12 +20,15 @@ from scheduling.model.build import RosterModel, build_model
 from scheduling.model.data import ProblemIndex
 from scheduling.model.objective import score
 from scheduling.problem import Pair, Problem, Shortfall, Solution
+from scheduling.repair import fill_by_moves
 
 # Above this many variables a part is not modelled whole: LNS over cluster sub-models instead.
 LARGE_PART = 60_000
 # Above this many eligible pairs, only the nearest CANDIDATES_PER_PERSON per slot are modelled.
 PRUNE_ABOVE = 300_000
 CANDIDATES_PER_PERSON = 6
+# Share of a part's time that filling empty places of the start by moves may take.
+REPAIR_SHARE = 0.15
 # Parts smaller than this are not worth a process of their own.
 PARALLEL_PART = 2_000
 
@@ -124,6 +127,24 @@ def _explain_infeasible(task: _PartTask, index: ProblemIndex) -> tuple[str, ...]
     )
 
 
+def _under_count(problem: Problem, pairs: Sequence[Pair]) -> int:
+    taken: dict[str, int] = {}
+    for pair in set(pairs):
+        taken[pair.shift] = taken.get(pair.shift, 0) + 1
+    return sum(max(0, s.required - taken.get(s.id, 0)) for s in problem.shifts)
+
+
+def _repaired(
+    task: _PartTask, hint: tuple[Pair, ...], hint_valid: bool, deadline: float
+) -> tuple[Pair, ...]:
+    """The start with empty places filled by chains of moves. Leaving a place empty usually
+    costs more than any soft term, and CP-SAT on the weighted objective (or the LNS, which only
+    frees a neighbourhood) rarely finds the long chains of moves that fill the last places."""
+    if not hint_valid or not _under_count(task.problem, hint):
+        return hint
+    return fill_by_moves(task.problem, task.eligible, hint, deadline)
+
+
 def _solve_part(
     task: _PartTask, progress: Callable[[ProgressEvent], None] | None = None
 ) -> _PartResult:
@@ -131,8 +152,13 @@ def _solve_part(
     n_vars = sum(len(people) for people in task.eligible)
     hint, hint_valid = task.hint, task.hint_valid
     large = n_vars > LARGE_PART
+    repair_by = clock.start + task.time_limit_s * REPAIR_SHARE
+    hint = _repaired(task, hint, hint_valid, repair_by)
     if not hint_valid and task.use_lns and large:
         hint, hint_valid = _construct(task, clock, hint)
+        hint = _repaired(
+            task, hint, hint_valid, clock.elapsed() + clock.start + 0.1 * task.time_limit_s
+        )
     if large and hint_valid and task.use_lns:
         # Too big to model whole within the limit: improve the valid start cluster by cluster.
         pairs, rounds = improve_by_slices(
@@ -169,6 +195,9 @@ def _solve_part(
             objective = round(solver.objective_value)
     if not values and not hint_valid and task.use_lns and not large:
         hint, hint_valid = _construct(task, clock, hint)
+        hint = _repaired(
+            task, hint, hint_valid, clock.elapsed() + clock.start + 0.1 * task.time_limit_s
+        )
     if not values:
         if not hint_valid:
             return _PartResult("unknown", (), None, n_vars)
