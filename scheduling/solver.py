@@ -198,6 +198,13 @@ def _solve_part(
                 for literal in rm.variables.assign.values()
             }
             objective = round(solver.objective_value)
+    if values and hint_valid and hint and status != cp_model.OPTIMAL:
+        # CP-SAT does not always keep a complete hint (it may stop on a worse solution of its
+        # own, e.g. one leaving places the repaired start filled), so the LNS starts from the
+        # better of the two.
+        hint_values, hint_objective = _hint_values(rm, hint)
+        if hint_objective < objective:
+            values, objective = hint_values, hint_objective
     if not values and not hint_valid and task.use_lns and not large:
         hint, hint_valid = _construct(task, clock, hint)
         hint = _repaired(
