@@ -2,7 +2,8 @@
 
 For each shift missing people or skills, every volunteer who could matter (everyone for a head
 count, the holders of the skill for a skill slot) is put in the first bucket that keeps them off
-the shift: forbidden (declined or blocked), unavailable (leave or away), too far, busy (already on
+the shift: too far (whatever else applies: leave far away is no lead), forbidden (declined or
+blocked), unavailable (leave or away), busy (already on
 an overlapping, too-close, same-day or forbidden-succession shift), at a limit (shifts, minutes,
 week, kind or consecutive days), or free. "Free" people could be added without breaking a hard
 rule considered here; a reason with free people says the shortage is a trade-off (cost or a
@@ -33,8 +34,9 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
+from scheduling.eligibility import _VolunteerGrid
 from scheduling.model.data import EARTH_RADIUS_KM
-from scheduling.problem import Pair, Problem, Shift, Shortfall
+from scheduling.problem import Location, Pair, Problem, Shift, Shortfall
 
 BUCKETS = ("forbidden", "unavailable", "too_far", "busy", "at_limit", "free")
 # Sentinel for "no limit" in integer limit arrays.
@@ -162,6 +164,9 @@ class _Facts:
         located = [v.location for v in problem.volunteers]
         self.lat = np.radians([loc.lat if loc else math.nan for loc in located])
         self.lon = np.radians([loc.lon if loc else math.nan for loc in located])
+        self.unlocated = np.array([loc is None for loc in located], dtype=bool)
+        self.grid: _VolunteerGrid | None = None
+        self.reach_cache: dict[Location, np.ndarray] = {}
 
     def holders(self, skill: str) -> np.ndarray:
         mask = self.skill_mask.get(skill)
@@ -207,6 +212,27 @@ class _Facts:
             self.unavailable_cache[key] = mask
         return mask
 
+    def reach(self, shift: Shift) -> np.ndarray | None:
+        """Mask of volunteers within the distance limit of the shift; None when all are."""
+        radius = self.problem.rules.max_distance_km
+        if radius is None or shift.location is None:
+            return None
+        within = self.reach_cache.get(shift.location)
+        if within is None:
+            if self.grid is None:
+                located = [
+                    (p, v.location)
+                    for p, v in enumerate(self.problem.volunteers)
+                    if v.location is not None
+                ]
+                self.grid = _VolunteerGrid(located, radius)
+            within = self.grid.within(shift.location) if len(self.grid.positions) else None
+            within = np.zeros(0, dtype=np.int64) if within is None else within
+            self.reach_cache[shift.location] = within
+        mask = self.unlocated.copy()
+        mask[within] = True
+        return mask
+
     def eligible_array(self, s: int) -> np.ndarray:
         return np.asarray(self.eligible[s], dtype=np.int64)
 
@@ -244,6 +270,10 @@ class _ShiftBuckets:
         self.assigned = np.zeros(n, dtype=bool)
         self.assigned[assigned] = True
         off = ~self.assigned
+        reach = facts.reach(shift)
+        if reach is not None:
+            # Whoever lives too far is counted as too far, whatever else keeps them away.
+            off &= reach
         self.forbidden = np.zeros(n, dtype=bool)
         self.forbidden[np.array(sorted(facts.forbidden.get(s, ())), dtype=np.int64)] = True
         self.forbidden &= off

@@ -178,3 +178,15 @@ def test_past_deadline_summarises_instead_of_analysing(kit: Any) -> None:
     assert [(s.shift, s.missing) for s in shortfalls] == [("big", 3), ("small", 1)]
     assert all("not analysed further within the time limit" in s.reason for s in shortfalls)
     assert "2 volunteers may take it at all" in shortfalls[0].reason
+
+
+def test_leave_far_away_counts_as_too_far(kit: Any) -> None:
+    night = kit.shift("n", 5, 19, 4, required=1, location=POST)
+    volunteers = [
+        Volunteer("far_on_leave", location=FAR, unavailable=(Window(kit.at(5), kit.at(6)),)),
+        Volunteer("near_on_leave", location=NEAR, unavailable=(Window(kit.at(5), kit.at(6)),)),
+    ]
+    problem = kit.problem(volunteers, [night], rules=Rules(max_distance_km=8))
+    (shortfall,) = explain_shortfalls(problem, [])
+    assert "1 on leave or unavailable" in shortfall.reason
+    assert "1 farther than 8 km" in shortfall.reason
