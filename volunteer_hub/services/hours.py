@@ -11,8 +11,8 @@ Public entry points for other features:
 - :func:`add_entry` writes any entry (no commit: it joins the caller's transaction).
 - :func:`credit_minutes` is the short form for the incidents feature.
 
-Nothing else may insert into `hours_entry`: `add_entry` also keeps `hours_rollup` (what the
-reports read) exact in the same transaction.
+Nothing else may insert into `hours_entry`: `add_entry` also keeps the rollups that reports
+read (`services.hours_rollup`) exact in the same transaction.
 """
 
 from __future__ import annotations

@@ -5,11 +5,13 @@ Figures are sums of ledger entries, so corrections and reversals are counted whe
 entry does not make someone a contributor); a group whose minutes, turns and members are all
 zero (say, a credit and its reversal) is not a row.
 
-Whole months come from `hours_rollup` (one row per member and year, a column pair per month;
-see `models.attendance.HoursRollup`), which is kept exact in the same transaction as every
-ledger entry. A range that starts or ends inside a month reads that month's days from the
-ledger, or reads the whole month from the rollup and subtracts the days outside the range from
-the ledger, whichever touches fewer days. Either way a report is the same as aggregating the
+Whole months come from rollups kept exact in the same transaction as every ledger entry:
+`hours_span` and `hours_span_member` (running totals per branch and member, and per member,
+over two calendar years) for ranges inside two years and groupings by branch, member or
+month; `hours_rollup` (per year, branch, member, town and squad, a column pair per month) for
+towns, squads and longer ranges. A range that starts or ends inside a month reads that month's
+days from the ledger, or reads the whole month from a rollup and subtracts the days outside
+the range, whichever touches fewer days. Either way a report is the same as aggregating the
 ledger directly (`ledger_report`, which the tests compare it with).
 """
 
