@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -135,8 +135,18 @@ class _Unavailability:
         return found
 
 
-def eligible_positions(problem: Problem) -> list[list[int]]:
-    """For each shift (by position), the positions of the volunteers who may take it."""
+def reachable_positions(problem: Problem) -> dict[Location | None, np.ndarray]:
+    """Volunteer positions within `max_distance_km`, per distinct shift location (sorted)."""
+    return _reachable(problem)
+
+
+def eligible_positions(
+    problem: Problem, reachable: Mapping[Location | None, np.ndarray] | None = None
+) -> list[list[int]]:
+    """For each shift (by position), the positions of the volunteers who may take it.
+
+    :param reachable: `reachable_positions(problem)` when the caller has it already.
+    """
     volunteers = problem.volunteers
     position = {v.id: p for p, v in enumerate(volunteers)}
     forbidden: dict[str, list[int]] = defaultdict(list)
@@ -147,7 +157,8 @@ def eligible_positions(problem: Problem) -> list[list[int]]:
         for kind, cap in volunteer.limits.max_shifts_by_kind.items():
             if cap == 0:
                 capped[kind].append(p)
-    reachable = _reachable(problem)
+    if reachable is None:
+        reachable = _reachable(problem)
     unavailable = _Unavailability(volunteers)
     result: list[list[int]] = []
     for shift in problem.shifts:

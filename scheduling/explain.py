@@ -29,7 +29,7 @@ import math
 import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -51,11 +51,16 @@ class _Facts:
     """Everything about the problem and roster that does not depend on the short shift."""
 
     def __init__(
-        self, problem: Problem, assignments: Iterable[Pair], eligible: Sequence[Sequence[int]]
+        self,
+        problem: Problem,
+        assignments: Iterable[Pair],
+        eligible: Sequence[Sequence[int]],
+        reachable: Mapping[Location | None, np.ndarray] | None,
     ) -> None:
         self.problem = problem
         self.tz = problem.tz
         self.eligible = eligible
+        self.reachable = reachable
         volunteers = problem.volunteers
         n = len(volunteers)
         self.n = n
@@ -166,7 +171,7 @@ class _Facts:
         self.lon = np.radians([loc.lon if loc else math.nan for loc in located])
         self.unlocated = np.array([loc is None for loc in located], dtype=bool)
         self.grid: _VolunteerGrid | None = None
-        self.reach_cache: dict[Location, np.ndarray] = {}
+        self.reach_cache: dict[Location | None, np.ndarray] = dict(self.reachable or {})
 
     def holders(self, skill: str) -> np.ndarray:
         mask = self.skill_mask.get(skill)
@@ -396,6 +401,7 @@ def explain_shortfalls(
     assignments: Iterable[Pair],
     eligible: Sequence[Sequence[int]] | None = None,
     deadline: float | None = None,
+    reachable: Mapping[Location | None, np.ndarray] | None = None,
 ) -> tuple[Shortfall, ...]:
     """One Shortfall per shift missing head count or skills, with a reason to act on.
 
@@ -404,12 +410,13 @@ def explain_shortfalls(
         here when not given.
     :param deadline: a `time.monotonic()` moment; shortfalls not explained by then (the largest
         are explained first) get a short summary reason instead.
+    :param reachable: `eligibility.reachable_positions(problem)` when the caller has it.
     """
     if eligible is None:
         from scheduling.eligibility import eligible_positions
 
         eligible = eligible_positions(problem)
-    facts = _Facts(problem, assignments, eligible)
+    facts = _Facts(problem, assignments, eligible, reachable)
     found: list[tuple[int, int, dict[str, int]]] = []
     for s, shift in enumerate(problem.shifts):
         assigned = facts.assigned.get(s, [])

@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 from ortools.sat.python import cp_model
 
 from scheduling.decompose import Component, components, slice_eligible, slice_problem
-from scheduling.eligibility import eligible_positions, prune_candidates
+from scheduling.eligibility import eligible_positions, prune_candidates, reachable_positions
 from scheduling.greedy import greedy_result
 from scheduling.lns import fix, improve, improve_by_slices, sequential_roster
 from scheduling.model.build import RosterModel, build_model
 from scheduling.model.data import ProblemIndex
 from scheduling.model.objective import score
-from scheduling.problem import Pair, Problem, Shortfall, Solution
+from scheduling.problem import Location, Pair, Problem, Shortfall, Solution
 from scheduling.repair import fill_by_moves
 
 # Above this many variables a part is not modelled whole: LNS over cluster sub-models instead.
@@ -29,11 +30,11 @@ PRUNE_ABOVE = 300_000
 CANDIDATES_PER_PERSON = 6
 # Share of a part's time that filling empty places of the start by moves may take.
 REPAIR_SHARE = 0.15
-# Time kept for explaining shortfalls: a rough cost per shift and per volunteer (measured at
-# 40,000 volunteers, 15,000 shifts: about 3 s), at most a share of the limit.
-EXPLAIN_S_PER_SHIFT = 2.5e-4
-EXPLAIN_S_PER_VOLUNTEER = 5e-5
-EXPLAIN_MAX_SHARE = 0.1
+# Time kept for explaining shortfalls: a rough cost per short shift and per volunteer (measured
+# at 40,000 volunteers: about 0.6 ms a shortfall and 1 s of set-up), at most a share of the limit.
+EXPLAIN_S_PER_SHORTFALL = 8e-4
+EXPLAIN_S_PER_VOLUNTEER = 3e-5
+EXPLAIN_MAX_SHARE = 0.15
 # Parts smaller than this are not worth a process of their own.
 PARALLEL_PART = 2_000
 
@@ -137,6 +138,23 @@ def _under_count(problem: Problem, pairs: Sequence[Pair]) -> int:
     for pair in set(pairs):
         taken[pair.shift] = taken.get(pair.shift, 0) + 1
     return sum(max(0, s.required - taken.get(s.id, 0)) for s in problem.shifts)
+
+
+def _short_shifts(problem: Problem, pairs: Sequence[Pair]) -> int:
+    """How many shifts miss head count or a skill."""
+    skills = {v.id: v.skills for v in problem.volunteers}
+    people: dict[str, list[str]] = {}
+    for pair in set(pairs):
+        people.setdefault(pair.shift, []).append(pair.volunteer)
+    short = 0
+    for shift in problem.shifts:
+        staff = people.get(shift.id, [])
+        if len(staff) < shift.required or any(
+            sum(1 for v in staff if skill in skills.get(v, ())) < need
+            for skill, need in shift.skills.items()
+        ):
+            short += 1
+    return short
 
 
 def _repaired(
@@ -339,19 +357,21 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
     """
     clock = _Clock()
     index = ProblemIndex.build(problem)
-    full_eligible = eligible_positions(problem)
+    reachable = reachable_positions(problem)
+    full_eligible = eligible_positions(problem, reachable)
     conflicts = _quick_conflicts(problem, index, full_eligible)
     if conflicts:
         return _infeasible(problem, conflicts, clock)
     eligible = _model_candidates(problem, full_eligible)
     start = greedy_result(problem, eligible)
-    parts = components(problem, eligible)
-    # Shortfall explanations come after the search and must fit in the same limit.
+    # Shortfall explanations come after the search and must fit in the same limit; the start's
+    # short shifts are a fair guess at how many there will be.
     explain_reserve = min(
         EXPLAIN_MAX_SHARE * options.time_limit_s,
-        EXPLAIN_S_PER_SHIFT * len(problem.shifts)
+        EXPLAIN_S_PER_SHORTFALL * _short_shifts(problem, start.assignments)
         + EXPLAIN_S_PER_VOLUNTEER * len(problem.volunteers),
     )
+    parts = components(problem, eligible)
     budget = max(0.1, options.time_limit_s - explain_reserve - clock.elapsed())
     parallel = (
         options.workers > 1
@@ -380,7 +400,15 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
     # Explanations get what is left of the limit, and at least a short moment for the largest.
     explain_by = clock.start + max(options.time_limit_s, clock.elapsed() + 0.5)
     solution = _assemble(
-        problem, index, tasks, results, start.assignments, clock, full_eligible, explain_by
+        problem,
+        index,
+        tasks,
+        results,
+        start.assignments,
+        clock,
+        full_eligible,
+        explain_by,
+        reachable,
     )
     return replace(solution, stats={**solution.stats, "parallel": parallel})
 
@@ -399,12 +427,13 @@ def _shortfalls(
     assignments: Sequence[Pair],
     eligible: Sequence[Sequence[int]],
     deadline: float,
+    reachable: Mapping[Location | None, np.ndarray],
 ) -> tuple[Shortfall, ...]:
     try:
         from scheduling.explain import explain_shortfalls
     except ImportError:  # the explainer is optional: a roster is still a roster without it
         return ()
-    return explain_shortfalls(problem, assignments, eligible, deadline)
+    return explain_shortfalls(problem, assignments, eligible, deadline, reachable)
 
 
 def _assemble(
@@ -416,6 +445,7 @@ def _assemble(
     clock: _Clock,
     eligible: Sequence[Sequence[int]],
     explain_by: float,
+    reachable: Mapping[Location | None, np.ndarray],
 ) -> Solution:
     conflicts = [c for r in results for c in r.conflicts]
     if any(r.status == "infeasible" for r in results):
@@ -440,7 +470,7 @@ def _assemble(
     if status == "optimal":
         bound = objective
     solved_s = clock.elapsed()
-    shortfalls = _shortfalls(problem, assignments, eligible, explain_by)
+    shortfalls = _shortfalls(problem, assignments, eligible, explain_by, reachable)
     stats = {
         "wall_s": round(clock.elapsed(), 3),
         "solve_s": round(solved_s, 3),

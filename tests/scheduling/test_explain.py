@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from scheduling.eligibility import eligible_positions
+from scheduling.eligibility import eligible_positions, reachable_positions
 from scheduling.explain import explain_shortfalls
 from scheduling.problem import Limits, Location, Pair, Rules, Volunteer, Window
 
@@ -163,7 +163,9 @@ def test_solver_eligibility_index_gives_the_same_reasons(kit: Any) -> None:
     roster = kit.pairs(("free", "n"))
     built = explain_shortfalls(problem, roster)
     given = explain_shortfalls(problem, roster, eligible_positions(problem))
-    assert built == given
+    reach = reachable_positions(problem)
+    with_reach = explain_shortfalls(problem, roster, eligible_positions(problem), None, reach)
+    assert built == given == with_reach
     night = next(s for s in built if s.shift == "n")
     assert "1 at a shift or hour limit" in night.reason  # the medic's night cap of 0
     assert "1 farther than 8 km" in night.reason
