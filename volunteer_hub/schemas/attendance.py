@@ -6,7 +6,15 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from volunteer_hub.schemas.common import AwareDateTime, Id, PageArgs, StrictSchema
+from volunteer_hub.schemas.common import (
+    AwareDateTime,
+    Id,
+    Latitude,
+    Longitude,
+    Number,
+    PageArgs,
+    StrictSchema,
+)
 from volunteer_hub.schemas.members import no_control_characters
 
 MAX_ENTRY_MINUTES = 7 * 24 * 60
@@ -25,22 +33,9 @@ def Text(maximum: int, **kwargs: Any) -> fields.String:
     return fields.String(validate=[validate.Length(1, maximum), plain_text], **kwargs)
 
 
-class Number(fields.Float):
-    """A JSON number: strings, booleans, NaN and infinities are refused."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_nan=False, **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValidationError("Not a number.")
-        result: float = super()._deserialize(value, attr, data, **kwargs)
-        return result
-
-
 class FixArgs(StrictSchema):
-    lat = Number(required=True, validate=validate.Range(-90, 90))
-    lon = Number(required=True, validate=validate.Range(-180, 180))
+    lat = Latitude(required=True)
+    lon = Longitude(required=True)
     accuracy_m = Number(
         load_default=None,
         allow_none=True,

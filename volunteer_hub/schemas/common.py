@@ -66,3 +66,25 @@ class ProblemSchema(Schema):
     status = fields.Integer()
     detail = fields.String()
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+class Number(fields.Float):
+    """A JSON number: strings, booleans, NaN and infinities are refused, since a position or a
+    measurement sent as text is a client bug rather than a value to guess at."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("Not a number.")
+        result: float = super()._deserialize(value, attr, data, **kwargs)
+        return result
+
+
+def Latitude(**kwargs: Any) -> Number:
+    return Number(validate=validate.Range(-90, 90), **kwargs)
+
+
+def Longitude(**kwargs: Any) -> Number:
+    return Number(validate=validate.Range(-180, 180), **kwargs)

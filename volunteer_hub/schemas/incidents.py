@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
 from volunteer_hub.models.incidents import IncidentStatus, OfferStatus, Urgency
-from volunteer_hub.schemas.common import Id, PageArgs, StrictSchema, page_schema
-
-
-class Coordinate(fields.Float):
-    """A JSON number: a position sent as a string or a boolean is a client bug, not a value."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValidationError("Not a number.")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-def Latitude(**kwargs: Any) -> fields.Float:
-    return Coordinate(validate=validate.Range(-90, 90), allow_nan=False, **kwargs)
-
-
-def Longitude(**kwargs: Any) -> fields.Float:
-    return Coordinate(validate=validate.Range(-180, 180), allow_nan=False, **kwargs)
+from volunteer_hub.schemas.common import (
+    Id,
+    Latitude,
+    Longitude,
+    PageArgs,
+    StrictSchema,
+    page_schema,
+)
 
 
 class IncidentArgs(StrictSchema):

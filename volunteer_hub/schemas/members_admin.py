@@ -13,6 +13,8 @@ from volunteer_hub.schemas.common import (
     MAX_ID,
     AwareDateTime,
     Id,
+    Latitude,
+    Longitude,
     PageArgs,
     StrictSchema,
     page_schema,
@@ -58,14 +60,6 @@ def _code(choices: tuple[str, ...] | None = None, **kwargs: Any) -> fields.Strin
     return fields.String(validate=checks, **kwargs)
 
 
-def _lat(**kwargs: Any) -> fields.Float:
-    return fields.Float(validate=validate.Range(-90, 90), allow_nan=False, **kwargs)
-
-
-def _lon(**kwargs: Any) -> fields.Float:
-    return fields.Float(validate=validate.Range(-180, 180), allow_nan=False, **kwargs)
-
-
 # ---------------------------------------------------------------------- members
 
 
@@ -94,8 +88,8 @@ class MemberWriteBase(StrictSchema):
     gender = fields.String(allow_none=True, validate=validate.OneOf(GENDERS))
     birth_year = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1900, 2100))
     town = Id(allow_none=True)
-    home_lat = _lat(allow_none=True)
-    home_lon = _lon(allow_none=True)
+    home_lat = Latitude(allow_none=True)
+    home_lon = Longitude(allow_none=True)
     branches = fields.List(_code(BRANCH_CODES), validate=validate.Length(1, len(BRANCH_CODES)))
     skills = fields.List(fields.Nested(SkillInput), validate=validate.Length(0, 20))
     is_core = fields.Boolean()

@@ -10,7 +10,14 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from volunteer_hub.schemas.common import AwareDateTime, Id, PageArgs, StrictSchema
+from volunteer_hub.schemas.common import (
+    AwareDateTime,
+    Id,
+    Latitude,
+    Longitude,
+    PageArgs,
+    StrictSchema,
+)
 
 BRANCH_CODE = validate.Regexp(r"^[a-z_]{1,32}$", error="Not a branch code.")
 
@@ -44,22 +51,14 @@ def _skill_map() -> fields.Dict:
     )
 
 
-def _lat() -> fields.Float:
-    return fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
-
-
-def _lon() -> fields.Float:
-    return fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
-
-
 # ------------------------------------------------------------------------- posts
 
 
 class PostArgs(StrictSchema):
     name = fields.String(required=True, validate=_text(1, 100))
     town = Id(required=True)
-    lat = _lat()
-    lon = _lon()
+    lat = Latitude(required=True)
+    lon = Longitude(required=True)
     radius_m = fields.Integer(strict=True, required=True, validate=validate.Range(5, 20_000))
     branch = fields.String(required=True, validate=BRANCH_CODE)
     kind = fields.String(load_default="point", validate=validate.OneOf(["point", "route"]))
