@@ -213,7 +213,50 @@ def prune_candidates(
             chosen = candidates[np.argpartition(h, limit - 1)[:limit]]
         allowed = set(people)
         pruned.append(sorted(set(chosen.tolist()) | (must.get(s, set()) & allowed)))
+    _keep_every_volunteer(problem, eligible, pruned, per_person, lat, lon)
     return pruned
+
+
+def _keep_every_volunteer(
+    problem: Problem,
+    eligible: Sequence[Sequence[int]],
+    pruned: list[list[int]],
+    per_person: int,
+    lat: np.ndarray,
+    lon: np.ndarray,
+) -> None:
+    """Give back every volunteer their `per_person` nearest eligible shifts.
+
+    Nearest-per-shift alone drops whoever lives between posts: they are never among any
+    post's nearest, so a roster of the pruned pairs leaves them idle while slots stay empty
+    (at 40,000 volunteers the greedy filled 4,000 fewer slots on the pruned pairs).
+    """
+    sizes = np.fromiter((len(people) for people in eligible), dtype=np.int64, count=len(eligible))
+    if not sizes.sum():
+        return
+    shift_of = np.repeat(np.arange(len(eligible), dtype=np.int64), sizes)
+    volunteer_of = np.concatenate([np.asarray(people, dtype=np.int64) for people in eligible])
+    shift_lat = np.radians([s.location.lat if s.location else np.nan for s in problem.shifts])
+    shift_lon = np.radians([s.location.lon if s.location else np.nan for s in problem.shifts])
+    a_lat, a_lon = lat[volunteer_of], lon[volunteer_of]
+    b_lat, b_lon = shift_lat[shift_of], shift_lon[shift_of]
+    h = (
+        np.sin((a_lat - b_lat) / 2) ** 2
+        + np.cos(a_lat) * np.cos(b_lat) * np.sin((a_lon - b_lon) / 2) ** 2
+    )
+    h = np.nan_to_num(h, nan=0.0)
+    # One float sort instead of a two-key lexsort: h (a haversine term) lies in [0, 1], so
+    # volunteer * 2 + h orders by volunteer, then by distance.
+    order = np.argsort(volunteer_of * 2.0 + h)
+    ranked_volunteers = volunteer_of[order]
+    first = np.searchsorted(ranked_volunteers, ranked_volunteers, side="left")
+    rank = np.arange(len(order)) - first
+    keep = order[rank < per_person]
+    added: dict[int, set[int]] = defaultdict(set)
+    for s, v in zip(shift_of[keep].tolist(), volunteer_of[keep].tolist(), strict=True):
+        added[s].add(v)
+    for s, people in added.items():
+        pruned[s] = sorted(set(pruned[s]) | people)
 
 
 def eligible_pairs(problem: Problem) -> dict[str, list[str]]:
