@@ -114,6 +114,7 @@ class FakeFcm:
         self._messages: list[dict[str, Any]] = []
         self._access_tokens: set[str] = set()
         self._counter = itertools.count(1)
+        self._generation = 0
         self._stats = {"send_requests": 0, "delivered": 0, "failed": 0, "token_requests": 0}
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
@@ -219,6 +220,9 @@ class FakeFcm:
             self._outage = None
             self._messages.clear()
             self._stats = dict.fromkeys(self._stats, 0)
+            # A send still sleeping on an old delay belongs to the state before the reset; it
+            # must not land in the next test's deliveries.
+            self._generation += 1
 
     # -- request handling (called from handler threads) ---------------------------------------
 
@@ -241,6 +245,7 @@ class FakeFcm:
         with self._lock:
             self._stats["send_requests"] += 1
             authorized = authorization.removeprefix("Bearer ") in self._access_tokens
+            generation = self._generation
         if not authorized:
             return self._error(ERRORS["THIRD_PARTY_AUTH_ERROR"], None, auth=True)
         message = body.get("message")
@@ -257,6 +262,8 @@ class FakeFcm:
         name = f"projects/{project}/messages/0:{time.time_ns()}%{next(self._counter):x}"
         record = {"name": name, "token": token, "message": message, "at": time.time()}
         with self._lock:
+            if generation != self._generation:
+                return 200, {"name": name}, {}
             self._messages.append(record)
             self._stats["delivered"] += 1
         self._log_delivery(record)

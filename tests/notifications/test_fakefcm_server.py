@@ -132,3 +132,35 @@ def test_runs_as_a_process_and_logs_chinese_to_a_file(
     assert result.outcome is Outcome.SENT
     assert json.loads(account.read_text())["token_uri"] == f"{base_url}/token"
     assert "值班提醒：首南街道 日巡路线 06:00 开始" in log.read_text(encoding="utf-8")
+
+
+def test_a_send_still_in_flight_at_reset_is_not_recorded_after_it() -> None:
+    import threading
+
+    from notifications.fakefcm import FakeFcm as Server
+
+    fake = Server()
+    fake.start()
+    try:
+        fake.set_token_error("slow", None, delay_s=1.0)
+        token = fake._issue_access_token(
+            {"grant_type": ["urn:ietf:params:oauth:grant-type:jwt-bearer"], "assertion": [""]}
+        )
+        assert token[0] == 400  # no signed assertion: the send below uses a known token
+        with fake._lock:
+            fake._access_tokens.add("known")
+        answers: list[int] = []
+        sender = threading.Thread(
+            target=lambda: answers.append(
+                fake._send("p", "Bearer known", {"message": {"token": "slow"}})[0]
+            )
+        )
+        sender.start()
+        while fake.stats()["send_requests"] == 0:  # the send has begun and is sleeping
+            time.sleep(0.01)
+        fake.reset()
+        sender.join(5)
+        assert answers == [200]
+        assert fake.messages() == []
+    finally:
+        fake.stop()
