@@ -11,7 +11,7 @@ from scheduling.checker import check
 from scheduling.problem import Limits, Location, Pair, Problem, Rules, Solution, Volunteer, Weights
 from scheduling.solver import ProgressEvent, SolveOptions, solve
 
-BENCH = Path("/work/shared/bench/curtois")
+BENCH = Path(__file__).parent / "cases" / "curtois"
 
 
 def checked(problem: Problem, solution: Solution) -> Solution:
