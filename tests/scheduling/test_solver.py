@@ -162,7 +162,7 @@ def test_cluster_search_never_worsens_a_valid_roster(kit: Any) -> None:
 
     from scheduling.eligibility import eligible_positions
     from scheduling.greedy import greedy_result
-    from scheduling.lns import improve_by_slices
+    from scheduling.slices import improve_by_slices
 
     problem = week_problem(kit, volunteers=8, seed=2)
     start = greedy_result(problem)

@@ -1,0 +1,263 @@
+"""One independent part of a roster problem, solved: CP-SAT on the whole part from a repaired
+greedy start then large-neighbourhood search, or cluster-by-cluster search for parts too big to
+model whole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ortools.sat.python import cp_model
+
+from scheduling.lns import fix, improve, sequential_roster
+from scheduling.model.build import RosterModel, build_model
+from scheduling.model.data import ProblemIndex
+from scheduling.problem import Pair, Problem
+from scheduling.repair import fill_by_moves
+from scheduling.slices import improve_by_slices
+
+# Above this many variables a part is not modelled whole: LNS over cluster sub-models instead.
+LARGE_PART = 60_000
+# Share of a part's time that filling empty places of the start by moves may take.
+REPAIR_SHARE = 0.15
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    objective: int
+    bound: int | None
+    wall_s: float
+    part: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PartTask:
+    number: int
+    problem: Problem
+    eligible: list[list[int]]
+    hint: tuple[Pair, ...]
+    hint_valid: bool
+    time_limit_s: float
+    workers: int
+    seed: int
+    use_lns: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PartResult:
+    status: str
+    assignments: tuple[Pair, ...]
+    bound: int | None
+    variables: int
+    conflicts: tuple[str, ...] = ()
+    lns_rounds: int = 0
+
+
+class _Progress(cp_model.CpSolverSolutionCallback):
+    """Reports improving objectives, at most two lines a second."""
+
+    def __init__(self, report: Callable[[ProgressEvent], None], part: int, start: float) -> None:
+        super().__init__()
+        self.report, self.part, self.start = report, part, start
+        self.last = -1.0
+
+    def on_solution_callback(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= 0.5:
+            self.last = now
+            self.report(
+                ProgressEvent(
+                    round(self.objective_value),
+                    round(self.best_objective_bound),
+                    now - self.start,
+                    self.part,
+                )
+            )
+
+
+@dataclass(slots=True)
+class Clock:
+    start: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+def _solver(time_limit: float, workers: int, seed: int) -> cp_model.CpSolver:
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.05, time_limit)
+    solver.parameters.num_workers = max(1, workers)
+    solver.parameters.random_seed = seed
+    return solver
+
+
+def _explain_infeasible(task: PartTask, index: ProblemIndex) -> tuple[str, ...]:
+    """Name a set of pinned pairs and minimum rules that cannot all hold, via assumptions."""
+    rm = build_model(index, task.eligible, explain=True)
+    solver = _solver(min(5.0, task.time_limit_s), 1, task.seed)
+    if solver.solve(rm.model) != cp_model.INFEASIBLE:
+        return ("the hard rules cannot all hold together",)
+    names = {literal.index: name for name, literal in rm.variables.guards.items()}
+    core = [names[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in names]
+    if not core:
+        return ("the hard rules cannot all hold, even without pinned pairs and minimum rules",)
+    return tuple(
+        f"{name.replace(':', ' ', 1)} cannot hold together with the other rules"
+        for name in sorted(core)
+    )
+
+
+def _under_count(problem: Problem, pairs: Sequence[Pair]) -> int:
+    taken: dict[str, int] = {}
+    for pair in set(pairs):
+        taken[pair.shift] = taken.get(pair.shift, 0) + 1
+    return sum(max(0, s.required - taken.get(s.id, 0)) for s in problem.shifts)
+
+
+def short_shifts(problem: Problem, pairs: Sequence[Pair]) -> int:
+    """How many shifts miss head count or a skill."""
+    skills = {v.id: v.skills for v in problem.volunteers}
+    people: dict[str, list[str]] = {}
+    for pair in set(pairs):
+        people.setdefault(pair.shift, []).append(pair.volunteer)
+    short = 0
+    for shift in problem.shifts:
+        staff = people.get(shift.id, [])
+        if len(staff) < shift.required or any(
+            sum(1 for v in staff if skill in skills.get(v, ())) < need
+            for skill, need in shift.skills.items()
+        ):
+            short += 1
+    return short
+
+
+def _repaired(
+    task: PartTask, hint: tuple[Pair, ...], hint_valid: bool, deadline: float
+) -> tuple[Pair, ...]:
+    """The start with empty places filled by chains of moves. Leaving a place empty usually
+    costs more than any soft term, and CP-SAT on the weighted objective (or the LNS, which only
+    frees a neighbourhood) rarely finds the long chains of moves that fill the last places."""
+    if not hint_valid or not _under_count(task.problem, hint):
+        return hint
+    return fill_by_moves(task.problem, task.eligible, hint, deadline)
+
+
+def solve_part(
+    task: PartTask, progress: Callable[[ProgressEvent], None] | None = None
+) -> PartResult:
+    clock = Clock()
+    n_vars = sum(len(people) for people in task.eligible)
+    hint, hint_valid = task.hint, task.hint_valid
+    large = n_vars > LARGE_PART
+    repair_by = clock.start + task.time_limit_s * REPAIR_SHARE
+    hint = _repaired(task, hint, hint_valid, repair_by)
+    if not hint_valid and task.use_lns and large:
+        hint, hint_valid = _construct(task, clock, hint)
+        hint = _repaired(
+            task, hint, hint_valid, clock.elapsed() + clock.start + 0.1 * task.time_limit_s
+        )
+    if large and hint_valid and task.use_lns:
+        # Too big to model whole within the limit: improve the valid start cluster by cluster.
+        pairs, rounds = improve_by_slices(
+            task.problem,
+            task.eligible,
+            hint,
+            clock.start + task.time_limit_s,
+            task.seed,
+            task.workers,
+        )
+        return PartResult("feasible", pairs, None, n_vars, (), rounds)
+    index = ProblemIndex.build(task.problem)
+    rm = build_model(index, task.eligible)
+    if hint:
+        rm.add_hint(hint)
+    whole_share = 1.0 if not task.use_lns else 0.0 if large and hint_valid else 0.35
+    status = cp_model.UNKNOWN
+    bound: int | None = None
+    values: dict[int, int] = {}
+    objective = 0
+    if whole_share > 0:
+        remaining = task.time_limit_s - clock.elapsed()
+        solver = _solver(remaining * whole_share, task.workers, task.seed)
+        callback = _Progress(progress, task.number, clock.start) if progress else None
+        status = solver.solve(rm.model, callback)
+        if status == cp_model.INFEASIBLE:
+            return PartResult("infeasible", (), None, n_vars, _explain_infeasible(task, index))
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            bound = round(solver.best_objective_bound)
+            values = {
+                literal.index: int(solver.value(literal))
+                for literal in rm.variables.assign.values()
+            }
+            objective = round(solver.objective_value)
+    if values and hint_valid and hint and status != cp_model.OPTIMAL:
+        # CP-SAT does not always keep a complete hint (it may stop on a worse solution of its
+        # own, e.g. one leaving places the repaired start filled), so the LNS starts from the
+        # better of the two.
+        hint_values, hint_objective = _hint_values(rm, hint)
+        if hint_objective < objective:
+            values, objective = hint_values, hint_objective
+    if not values and not hint_valid and task.use_lns and not large:
+        hint, hint_valid = _construct(task, clock, hint)
+        hint = _repaired(
+            task, hint, hint_valid, clock.elapsed() + clock.start + 0.1 * task.time_limit_s
+        )
+    if not values:
+        if not hint_valid:
+            return PartResult("unknown", (), None, n_vars)
+        values, objective = _hint_values(rm, hint)
+    rounds = 0
+    if status != cp_model.OPTIMAL and task.use_lns:
+        deadline = clock.start + task.time_limit_s
+
+        def report(value: int) -> None:
+            if progress is not None:
+                progress(ProgressEvent(value, bound, clock.elapsed(), task.number))
+
+        result = improve(rm, values, objective, deadline, task.seed, task.workers, report)
+        values, rounds = result.values, result.rounds
+    state = "optimal" if status == cp_model.OPTIMAL else "feasible"
+    return PartResult(state, _pairs(rm, values), bound, n_vars, (), rounds)
+
+
+def _construct(
+    task: PartTask, clock: Clock, hint: tuple[Pair, ...]
+) -> tuple[tuple[Pair, ...], bool]:
+    """The greedy broke a minimum rule: a volunteer-by-volunteer build keeps every rule and
+    gives CP-SAT and the LNS a feasible start where whole-model search may find none."""
+    for frugal in (False, True):
+        built = sequential_roster(
+            task.problem,
+            task.eligible,
+            clock.start + clock.elapsed() + (task.time_limit_s - clock.elapsed()) * 0.4,
+            task.seed,
+            max(2, task.workers),
+            hard_deadline=clock.start + task.time_limit_s * 0.9,
+            frugal=frugal,
+        )
+        if built is not None:
+            return built, True
+    return hint, False
+
+
+def _hint_values(rm: RosterModel, hint: Sequence[Pair]) -> tuple[dict[int, int], int]:
+    """The hint as variable values, and its model objective (found by fixing every value)."""
+    index = rm.variables.index
+    chosen = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in hint}
+    values = {literal.index: int(key in chosen) for key, literal in rm.variables.assign.items()}
+    fixed = rm.model.clone()
+    for var_index, value in values.items():
+        fix(fixed, var_index, value)
+    solver = _solver(10.0, 1, 0)
+    solver.solve(fixed)
+    return values, round(solver.objective_value)
+
+
+def _pairs(rm: RosterModel, values: dict[int, int]) -> tuple[Pair, ...]:
+    problem = rm.variables.index.problem
+    chosen = sorted(
+        (s, v) for (v, s), literal in rm.variables.assign.items() if values[literal.index]
+    )
+    return tuple(Pair(problem.volunteers[v].id, problem.shifts[s].id) for s, v in chosen)

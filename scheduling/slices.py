@@ -1,0 +1,178 @@
+"""Large-neighbourhood search for parts too big to model whole: clusters of shifts near in time
+and place are re-solved one at a time against everyone else's fixed schedule.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from ortools.sat.python import cp_model
+
+from scheduling.model.build import build_model
+from scheduling.model.data import ProblemIndex
+from scheduling.model.objective import score
+from scheduling.problem import Pair, Problem
+
+
+@dataclass(slots=True)
+class _SliceSearch:
+    """LNS for parts too big to model whole: each round models only a cluster of shifts (near
+    in time and place), every volunteer who may take one, and those volunteers' other current
+    shifts as pinned pairs, so every rule that spans a person's week still holds."""
+
+    problem: Problem
+    eligible: Sequence[Sequence[int]]
+    index: ProblemIndex
+    rng: random.Random
+    staff: list[set[int]]
+    by_volunteer: list[set[int]]
+
+    @classmethod
+    def create(
+        cls, problem: Problem, eligible: Sequence[Sequence[int]], start: Sequence[Pair], seed: int
+    ) -> _SliceSearch:
+        index = ProblemIndex.build(problem)
+        search = cls(
+            problem,
+            eligible,
+            index,
+            random.Random(seed),
+            [set() for _ in problem.shifts],
+            [set() for _ in problem.volunteers],
+        )
+        for pair in start:
+            v, s = index.volunteer_pos[pair.volunteer], index.shift_pos[pair.shift]
+            search.staff[s].add(v)
+            search.by_volunteer[v].add(s)
+        return search
+
+    def cluster(self, size: int) -> list[int]:
+        shifts = self.problem.shifts
+        short = [s for s in range(len(shifts)) if len(self.staff[s]) < shifts[s].required]
+        seed = self.rng.choice(short) if short and self.rng.random() < 0.6 else None
+        if seed is None:
+            seed = self.rng.randrange(len(shifts))
+        day = self.index.shifts[seed].day
+        near_people = set(self.eligible[seed])
+        nearby = [
+            s
+            for s in range(len(shifts))
+            if abs(self.index.shifts[s].day - day) <= 1
+            and not near_people.isdisjoint(self.eligible[s])
+        ]
+        origin = shifts[seed].location
+
+        def closeness(s: int) -> float:
+            where = shifts[s].location
+            if origin is None or where is None:
+                return 0.0
+            return (where.lat - origin.lat) ** 2 + (where.lon - origin.lon) ** 2
+
+        nearby.sort(key=closeness)
+        return nearby[:size]
+
+    def round(self, size: int, time_limit: float, workers: int) -> bool:
+        """Re-solve one cluster; keep the result if it costs less. True if it improved."""
+        problem = self.problem
+        cluster = self.cluster(size)
+        inside = set(cluster)
+        people = sorted({v for s in cluster for v in self.eligible[s]})
+        fixed = sorted({s for v in people for s in self.by_volunteer[v]} - inside)
+        shift_list = cluster + fixed
+        local = {v: i for i, v in enumerate(people)}
+        sub_eligible = [[local[v] for v in self.eligible[s]] for s in cluster] + [
+            sorted(local[v] for v in self.staff[s] if v in local) for s in fixed
+        ]
+        shift_ids = {problem.shifts[s].id for s in shift_list}
+        volunteers = tuple(
+            replace(
+                problem.volunteers[v],
+                requests=tuple(r for r in problem.volunteers[v].requests if r.shift in shift_ids),
+            )
+            for v in people
+        )
+        ids = {v.id for v in volunteers}
+        held = tuple(
+            Pair(problem.volunteers[v].id, problem.shifts[s].id)
+            for s in fixed
+            for v in self.staff[s]
+            if v in local
+        )
+        sub = replace(
+            problem,
+            volunteers=volunteers,
+            shifts=tuple(problem.shifts[s] for s in shift_list),
+            pinned=held
+            + tuple(p for p in problem.pinned if p.volunteer in ids and p.shift in shift_ids),
+            forbidden=(),
+            previous=tuple(
+                p for p in problem.previous if p.volunteer in ids and p.shift in shift_ids
+            ),
+        )
+        sub_index = ProblemIndex.build(sub)
+        current = tuple(
+            Pair(problem.volunteers[v].id, problem.shifts[s].id)
+            for s in shift_list
+            for v in self.staff[s]
+            if v in local
+        )
+        before = sum(score(sub_index, current).values())
+        rm = build_model(sub_index, sub_eligible)
+        rm.add_hint(current)
+        solver = cp_model.CpSolver()
+        solver.parameters.max_time_in_seconds = max(0.05, time_limit)
+        solver.parameters.num_workers = workers
+        solver.parameters.random_seed = self.rng.randrange(1 << 30)
+        if solver.solve(rm.model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return False
+        found = rm.assignments(solver)
+        if sum(score(sub_index, found).values()) >= before:
+            return False
+        for s in cluster:
+            for v in self.staff[s]:
+                self.by_volunteer[v].discard(s)
+            self.staff[s] = set()
+        for pair in found:
+            s = self.index.shift_pos[pair.shift]
+            if s in inside:
+                v = self.index.volunteer_pos[pair.volunteer]
+                self.staff[s].add(v)
+                self.by_volunteer[v].add(s)
+        return True
+
+    def pairs(self) -> tuple[Pair, ...]:
+        volunteers, shifts = self.problem.volunteers, self.problem.shifts
+        return tuple(
+            Pair(volunteers[v].id, shifts[s].id)
+            for s in range(len(shifts))
+            for v in sorted(self.staff[s])
+        )
+
+
+def improve_by_slices(
+    problem: Problem,
+    eligible: Sequence[Sequence[int]],
+    start: Sequence[Pair],
+    deadline: float,
+    seed: int = 0,
+    workers: int = 1,
+    on_improve: Callable[[int], None] | None = None,
+) -> tuple[tuple[Pair, ...], int]:
+    """Improve a valid roster of a large part cluster by cluster until the deadline.
+
+    :return: the best roster and the number of rounds run.
+    """
+    search = _SliceSearch.create(problem, eligible, start, seed)
+    size, rounds = 24, 0
+    while time.monotonic() < deadline - 0.1:
+        rounds += 1
+        limit = min(1.0, deadline - time.monotonic())
+        began = time.monotonic()
+        if search.round(size, limit, workers) and on_improve is not None:
+            on_improve(rounds)
+        # Keep rounds short: grow clusters while they solve quickly, shrink when they do not.
+        size = min(200, size + 4) if time.monotonic() - began < limit * 0.5 else max(8, size - 4)
+    return search.pairs(), rounds
