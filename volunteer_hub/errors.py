@@ -7,12 +7,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, json
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "https://volunteer-hub.example/problems/"
 PROBLEM_MIMETYPE = "application/problem+json"
+# How long a client is asked to wait after the database went away (a restart or failover
+# takes seconds; the pool reconnects on the next request).
+DATABASE_RETRY_AFTER_S = 2
+# PostgreSQL SQLSTATEs that mean "the server or the connection is gone", not "the statement is
+# wrong": class 08 (connection exception) and 57P01-57P03 (shutdown, crash, not yet accepting).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03")
 
 
 class DomainError(Exception):
@@ -136,6 +143,71 @@ def _http_problem(exc: HTTPException) -> Response:
     return problem(status, exc.name, detail, errors=errors, headers=headers)
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database went away (restart, failover, killed connection) rather
+    than that a statement was wrong: such a request may simply be sent again.
+
+    SQLAlchemy flags the errors it recognises as disconnects (`connection_invalidated`; it then
+    drops the pool's older connections). Besides those: a driver error with a connection-class
+    SQLSTATE, or a psycopg client-side OperationalError/InterfaceError (no SQLSTATE: connection
+    refused, connection closed). SQLite's OperationalError (a missing table, a locked file)
+    carries no such meaning and stays a 500. The exceptions `exc` was raised from count too: a
+    rollback after a disconnect raises PendingRollbackError, whose context is the disconnect.
+    """
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if _disconnect(current):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _disconnect(exc: BaseException) -> bool:
+    if isinstance(exc, DisconnectionError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+    if isinstance(exc, OperationalError | InterfaceError):
+        return type(exc.orig).__module__.split(".")[0] == "psycopg"
+    return False
+
+
+def _discard_session() -> None:
+    """Roll the request's session back now, where a failure is expected and harmless.
+
+    After a disconnect the session's transaction is invalid until rolled back. Left to the
+    app-context teardown, that rollback runs the engine's rollback listeners against the dead
+    connection, and an error there escapes the request after the response was chosen: the
+    client would see a 500 after all. Errors of this rollback are swallowed (the connection is
+    gone; the pool has already replaced it).
+    """
+    from volunteer_hub.extensions import db  # extensions imports this module
+
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is dead; nothing to save
+        log.debug("rollback after a disconnect failed", exc_info=True)
+
+
+def _database_problem(exc: BaseException) -> Response:
+    log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+    _discard_session()
+    return problem(
+        503,
+        "Service unavailable",
+        "The database is briefly unavailable; send the request again in a moment.",
+        slug="database-unavailable",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
@@ -155,5 +227,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        if database_unavailable(exc):
+            return _database_problem(exc)
         log.exception("unhandled error")
         return _http_problem(InternalServerError())
