@@ -74,6 +74,20 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class DatabaseUnavailable(DomainError):
+    """The database went away mid-request (restart, failover): send the request again."""
+
+    status = 503
+    slug = "database-unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            detail or "The database is briefly unavailable; send the request again in a moment.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+
+
 class TooManyRequests(DomainError):
     status = 429
     slug = "too-many-requests"
@@ -199,12 +213,13 @@ def _discard_session() -> None:
 def _database_problem(exc: BaseException) -> Response:
     log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
     _discard_session()
+    unavailable = DatabaseUnavailable()
     return problem(
-        503,
-        "Service unavailable",
-        "The database is briefly unavailable; send the request again in a moment.",
-        slug="database-unavailable",
-        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        unavailable.status,
+        unavailable.title,
+        unavailable.detail,
+        slug=unavailable.slug,
+        headers=unavailable.headers,
     )
 
 

@@ -19,7 +19,8 @@ from tests.attendance.conftest import World, tap
 from tests.conftest import Factory
 from volunteer_hub.errors import DATABASE_RETRY_AFTER_S, database_unavailable
 from volunteer_hub.extensions import db
-from volunteer_hub.models.attendance import Attendance
+from volunteer_hub.models.attendance import Attendance, HoursEntry
+from volunteer_hub.services import check_in_fast
 
 
 def drop_every_connection(app: Flask) -> int:
@@ -104,20 +105,60 @@ def test_a_restart_between_two_check_ins_gives_503_then_the_next_one_works(
     assert sorted(a.assignment_id for a in world.rows(Attendance)) == sorted(assignments)
 
 
-def test_a_connection_killed_inside_the_check_in_gives_503_and_no_half_write(
+def test_a_connection_killed_inside_a_check_out_gives_503_and_no_half_write(
     app: Flask, client: FlaskClient, factory: Factory, world: World
 ) -> None:
+    """The full (ORM) path, which check-out always takes."""
     volunteer = factory.create_member()
     assignment = world.assignment(volunteer, post_id=world.post())
     headers = factory.headers(volunteer)
+    assert tap(client, headers, assignment).status_code == 201
     with cut_before(app, "idempotency_record") as cut:
-        response = tap(client, headers, assignment, key="in-flight")
-    assert cut, "the check-in never reached its idempotency statement"
+        response = tap(client, headers, assignment, action="check-out", key="in-flight")
+    assert cut, "the check-out never reached its idempotency statement"
     assert response.status_code == 503, response.get_data(as_text=True)
     assert response.headers["Retry-After"] == str(DATABASE_RETRY_AFTER_S)
-    assert world.rows(Attendance) == []
+    assert world.rows(HoursEntry) == []
+    assert world.rows(Attendance)[0].check_out_at is None
 
+    again = tap(client, headers, assignment, action="check-out", key="in-flight")
+    assert again.status_code == 200, again.get_json()
+    assert len(world.rows(HoursEntry)) == 1
+
+
+def test_a_connection_killed_inside_the_fast_check_in_gives_503_then_it_works(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL's check-in runs on its own statements (services.check_in_fast): its
+    connection is killed just before its first statement. SQLite never takes that path."""
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    headers = factory.headers(volunteer)
+    original = check_in_fast._check_in
+    calls: list[int] = []
+
+    def killed_first(conn: Any, **kwargs: Any) -> Any:
+        calls.append(conn.info.backend_pid)
+        if len(calls) == 1:
+            with psycopg.connect(_admin_dsn(app), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        return original(conn, **kwargs)
+
+    monkeypatch.setattr(check_in_fast, "_check_in", killed_first)
+    first = tap(client, headers, assignment, key="in-flight")
     again = tap(client, headers, assignment, key="in-flight")
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        assert calls == []
+        assert (first.status_code, again.status_code) == (201, 200)
+        return
+    assert len(calls) == 2 and calls[0] != calls[1]
+    assert first.status_code == 503, first.get_data(as_text=True)
+    assert first.headers["Retry-After"] == str(DATABASE_RETRY_AFTER_S)
+    assert first.mimetype == "application/problem+json"
     assert again.status_code == 201, again.get_json()
     assert len(world.rows(Attendance)) == 1
 

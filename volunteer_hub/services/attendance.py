@@ -111,8 +111,12 @@ def _local(moment: datetime) -> str:
     return moment.astimezone(hours.federation_tz()).strftime("%Y-%m-%d %H:%M")
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso(moment: datetime | None) -> str | None:
+    """A moment as the API shows it: ISO 8601 in the federation's zone."""
     return moment.astimezone(hours.federation_tz()).isoformat() if moment else None
+
+
+_iso = iso
 
 
 def tap_time(

@@ -1,0 +1,157 @@
+"""The check-in's fast path (PostgreSQL, `services.check_in_fast`) answers exactly as the full
+path does, and hands everything else to it: a signed-out, suspended or re-passworded caller,
+and an offline tap, are judged the same on both backends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.attendance.conftest import World, tap
+from tests.conftest import Factory
+from volunteer_hub.auth.tokens import revoke_family
+from volunteer_hub.extensions import db
+from volunteer_hub.models import AuditLog, Member, MemberStatus
+from volunteer_hub.models.attendance import Attendance, IdempotencyRecord
+from volunteer_hub.models.types import utcnow
+from volunteer_hub.services import attendance, check_in_fast
+
+
+@pytest.fixture
+def outcomes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What each call of the fast path returned (None: handed to the full path)."""
+    seen: list[Any] = []
+    original = check_in_fast.check_in
+
+    def spy(assignment_id: int) -> Any:
+        outcome = original(assignment_id)
+        seen.append(outcome)
+        return outcome
+
+    monkeypatch.setattr(check_in_fast, "check_in", spy)
+    return seen
+
+
+def is_postgresql(app: Flask) -> bool:
+    return str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql")
+
+
+def test_an_ordinary_check_in_is_stored_as_the_full_path_stores_it(
+    app: Flask, client: FlaskClient, factory: Factory, world: World, outcomes: list[Any]
+) -> None:
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    headers = factory.headers(volunteer)
+    first = tap(client, headers, assignment, key="k1", accuracy_m=12)
+    assert first.status_code == 201, first.get_json()
+    again = tap(client, headers, assignment, key="k1", accuracy_m=12)
+    assert again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    if is_postgresql(app):
+        assert [o.status for o in outcomes] == [201, 200]
+    else:
+        assert outcomes == []
+
+    body = first.get_json()
+    assert again.get_json() == body
+
+    def stored(session: Any) -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
+        att = session.query(Attendance).one()
+        record = session.query(IdempotencyRecord).one()
+        audits = [
+            (a.actor_id, a.action, a.object_type, a.object_id, a.before, a.after, a.reason)
+            for a in session.query(AuditLog).all()
+        ]
+        return attendance.attendance_view(att), dict(record.response), audits
+
+    view, response, audits = world.read(stored)
+    assert view == body
+    assert response == body
+    assert body["check_in"]["accuracy_m"] == 12.0
+    assert audits == [
+        (volunteer, "attendance.check_in", "attendance", body["id"], None, None, None)
+    ]
+
+
+def test_an_offline_tap_replays_with_its_key(
+    client: FlaskClient, factory: Factory, world: World
+) -> None:
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    headers = factory.headers(volunteer)
+    when = (utcnow() - timedelta(minutes=7)).isoformat()
+    first = tap(client, headers, assignment, key="offline", client_time=when)
+    assert first.status_code == 201, first.get_json()
+    assert first.get_json()["synced_late"] is True
+    again = tap(client, headers, assignment, key="offline", client_time=when)
+    assert (again.status_code, again.get_json()) == (200, first.get_json())
+    other = tap(client, headers, assignment, key="offline")
+    assert other.status_code == 422
+
+
+def _set(app: Flask, member_id: int, **values: Any) -> None:
+    with app.app_context():
+        member = db.session.get_one(Member, member_id)
+        for name, value in values.items():
+            setattr(member, name, value)
+        db.session.commit()
+
+
+@pytest.mark.parametrize("change", ["password", "suspended", "signed-out"])
+def test_a_caller_who_may_no_longer_sign_in_is_refused(
+    app: Flask, client: FlaskClient, factory: Factory, world: World, change: str
+) -> None:
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    headers = factory.headers(volunteer)
+    if change == "password":
+        _set(app, volunteer, token_version=5)
+    elif change == "suspended":
+        _set(app, volunteer, status=MemberStatus.SUSPENDED)
+    else:
+        from flask_jwt_extended import decode_token
+        from sqlalchemy import insert
+
+        from volunteer_hub.models import RefreshToken
+
+        with app.app_context():
+            family = decode_token(headers["Authorization"][7:])["fam"]
+            db.session.execute(
+                insert(RefreshToken).values(
+                    jti="j-" + family,
+                    family=family,
+                    member_id=volunteer,
+                    expires_at=utcnow() + timedelta(days=1),
+                )
+            )
+            revoke_family(family)
+            db.session.commit()
+    response = tap(client, headers, assignment)
+    assert response.status_code == 401, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert world.rows(Attendance) == []
+
+
+def test_an_expired_or_refresh_token_is_refused(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    from flask_jwt_extended import create_access_token, create_refresh_token
+
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    with app.app_context():
+        expired = create_access_token(
+            identity=str(volunteer),
+            additional_claims={"fam": "f", "tv": 0},
+            expires_delta=timedelta(seconds=-60),
+        )
+        refresh = create_refresh_token(identity=str(volunteer), additional_claims={"tv": 0})
+    for token in (expired, refresh, "not-a-token"):
+        response = tap(client, {"Authorization": f"Bearer {token}"}, assignment)
+        assert response.status_code in (401, 422), response.get_json()
+        assert response.mimetype == "application/problem+json"
+    assert world.rows(Attendance) == []
