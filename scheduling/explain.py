@@ -54,7 +54,7 @@ class _Facts:
         self,
         problem: Problem,
         assignments: Iterable[Pair],
-        eligible: Sequence[Sequence[int]],
+        eligible: Sequence[Sequence[int] | np.ndarray],
         reachable: Mapping[Location | None, np.ndarray] | None,
     ) -> None:
         self.problem = problem
@@ -399,7 +399,7 @@ def _summary(facts: _Facts, s: int, missing: int, missing_skills: dict[str, int]
 def explain_shortfalls(
     problem: Problem,
     assignments: Iterable[Pair],
-    eligible: Sequence[Sequence[int]] | None = None,
+    eligible: Sequence[Sequence[int] | np.ndarray] | None = None,
     deadline: float | None = None,
     reachable: Mapping[Location | None, np.ndarray] | None = None,
 ) -> tuple[Shortfall, ...]:

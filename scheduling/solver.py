@@ -11,8 +11,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from scheduling.checker import check
+from scheduling.dayflow import applies as by_days_applies
+from scheduling.dayflow import day_by_day
 from scheduling.decompose import Component, components, slice_eligible, slice_problem
-from scheduling.eligibility import eligible_positions, prune_candidates, reachable_positions
+from scheduling.eligibility import eligible_arrays, prune_candidates, reachable_positions
 from scheduling.greedy import greedy_result
 from scheduling.model.data import ProblemIndex
 from scheduling.model.objective import score
@@ -111,7 +114,10 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
     clock = Clock()
     index = ProblemIndex.build(problem)
     reachable = reachable_positions(problem)
-    full_eligible = eligible_positions(problem, reachable)
+    arrays = eligible_arrays(problem, reachable)
+    if sum(len(people) for people in arrays) > PRUNE_ABOVE and _by_days(problem):
+        return _solve_by_days(problem, index, arrays, reachable, options, clock)
+    full_eligible = [people.tolist() for people in arrays]
     conflicts = _quick_conflicts(problem, index, full_eligible)
     if conflicts:
         return _infeasible(problem, conflicts, clock)
@@ -166,6 +172,72 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
     return replace(solution, stats={**solution.stats, "parallel": parallel})
 
 
+def _by_days(problem: Problem) -> bool:
+    """Whether the day-by-day flow search keeps every hard rule here (and the pinned pairs
+    alone keep them: otherwise the CP-SAT path names the conflict)."""
+    if not by_days_applies(problem):
+        return False
+    return not problem.pinned or check(problem, problem.pinned).ok
+
+
+def _solve_by_days(
+    problem: Problem,
+    index: ProblemIndex,
+    eligible: list[np.ndarray],
+    reachable: Mapping[Location | None, np.ndarray],
+    options: SolveOptions,
+    clock: Clock,
+) -> Solution:
+    """Federation scale: every day re-assigned by min-cost flow against the rest of the week,
+    sweep after sweep, on every eligible pair (no pruning: the flow fills every place that can
+    be filled, which a model over the nearest candidates does not)."""
+    conflicts = [
+        f"pinned {pair.volunteer} on {pair.shift}, but that pair is forbidden, unavailable, "
+        "too far or of a kind they are capped at 0 for"
+        for pair in problem.pinned
+        if index.volunteer_pos[pair.volunteer] not in eligible[index.shift_pos[pair.shift]]
+    ]
+    if conflicts:
+        return _infeasible(problem, conflicts, clock)
+    explain_reserve = min(
+        EXPLAIN_MAX_SHARE * options.time_limit_s,
+        EXPLAIN_S_PER_VOLUNTEER * len(problem.volunteers) + 1.0,
+    )
+    deadline = clock.start + options.time_limit_s - explain_reserve
+
+    def report(sweep: int, pairs: tuple[Pair, ...]) -> None:
+        if options.progress is not None:
+            value = sum(score(index, pairs).values())
+            options.progress(ProgressEvent(value, None, clock.elapsed(), 0))
+
+    assignments, solved, sweeps = day_by_day(
+        problem, eligible, deadline, on_sweep=report, index=index
+    )
+    parts = score(index, assignments)
+    solved_s = clock.elapsed()
+    explain_by = clock.start + max(options.time_limit_s, clock.elapsed() + 0.5)
+    shortfalls = _shortfalls(problem, assignments, eligible, explain_by, reachable)
+    return Solution(
+        status="feasible",
+        assignments=assignments,
+        objective=sum(parts.values()),
+        bound=None,
+        objective_parts=parts,
+        shortfalls=shortfalls,
+        stats={
+            "wall_s": round(clock.elapsed(), 3),
+            "solve_s": round(solved_s, 3),
+            "explain_s": round(clock.elapsed() - solved_s, 3),
+            "variables": sum(len(people) for people in eligible),
+            "components": 1,
+            "method": "day-by-day min-cost flow",
+            "day_flows": solved,
+            "sweeps": sweeps,
+            "parallel": False,
+        },
+    )
+
+
 def _infeasible(problem: Problem, conflicts: Sequence[str], clock: Clock) -> Solution:
     return Solution(
         status="infeasible",
@@ -178,7 +250,7 @@ def _infeasible(problem: Problem, conflicts: Sequence[str], clock: Clock) -> Sol
 def _shortfalls(
     problem: Problem,
     assignments: Sequence[Pair],
-    eligible: Sequence[Sequence[int]],
+    eligible: Sequence[Sequence[int] | np.ndarray],
     deadline: float,
     reachable: Mapping[Location | None, np.ndarray],
 ) -> tuple[Shortfall, ...]:
@@ -196,7 +268,7 @@ def _assemble(
     results: list[PartResult],
     greedy_pairs: Sequence[Pair],
     clock: Clock,
-    eligible: Sequence[Sequence[int]],
+    eligible: Sequence[Sequence[int] | np.ndarray],
     explain_by: float,
     reachable: Mapping[Location | None, np.ndarray],
 ) -> Solution:

@@ -1,0 +1,406 @@
+"""Federation-scale rosters by exact day-by-day re-optimisation (min-cost flow).
+
+When each volunteer works at most one shift a day and no rule asks for a minimum (minutes or
+stretch lengths), fixing everyone's other days makes one day's assignment a transportation
+problem: every hard rule that spans days (weekly and horizon caps, kind caps, rest, forbidden
+successions, consecutive days, weekends) only decides *whether* a pair is allowed today, and
+every objective term is a cost per pair (distance, requests, previous plan, the fairness
+minutes this shift adds on top of the other days) or per place (under, over, skills). One
+min-cost flow per day then gives that day's best assignment given the rest of the week; sweeping
+the days again and again is a large-neighbourhood search whose every step is exact and that
+handles tens of thousands of volunteers and millions of eligible pairs in seconds.
+
+Skills are counted once per person (a volunteer with two needed skills covers one of them in the
+flow); the re-scored roster credits both, so the flow never over-states what a day achieves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.graph.python import min_cost_flow
+
+from scheduling.model.data import EARTH_RADIUS_KM, ProblemIndex
+from scheduling.problem import Pair, Problem
+
+NO_LIMIT = np.iinfo(np.int64).max // 4
+FAR_PAST = -(1 << 40)
+FAR_FUTURE = 1 << 40
+
+
+def applies(problem: Problem) -> bool:
+    """Whether the day-by-day search keeps every hard rule of this problem."""
+    if not problem.rules.one_shift_per_day:
+        return False
+    return not any(
+        v.limits.min_minutes or v.limits.min_consecutive_days or v.limits.min_consecutive_days_off
+        for v in problem.volunteers
+    )
+
+
+def _limit(values: Sequence[int | None]) -> np.ndarray:
+    return np.array([NO_LIMIT if x is None else x for x in values], dtype=np.int64)
+
+
+@dataclass(slots=True)
+class _Pairs:
+    """Eligible pairs sorted by day, with their fixed cost (distance, requests, previous)."""
+
+    volunteer: np.ndarray
+    shift: np.ndarray
+    cost: np.ndarray
+    day_start: np.ndarray  # pairs of dense day k are [day_start[k], day_start[k + 1])
+
+
+class DayFlow:
+    """The search state: who works which shift on each day, and the static facts it needs."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        eligible: Sequence[Sequence[int] | np.ndarray],
+        index: ProblemIndex | None = None,
+    ) -> None:
+        self.problem = problem
+        self.index = index or ProblemIndex.build(problem)
+        facts = self.index.shifts
+        volunteers = problem.volunteers
+        self.n_volunteers = len(volunteers)
+        self.first_day = min((f.day for f in facts), default=0)
+        self.days = (max((f.day for f in facts), default=0) - self.first_day) + 1
+        self.s_day = np.array([f.day - self.first_day for f in facts], dtype=np.int64)
+        self.s_start = np.array([f.start for f in facts], dtype=np.int64)
+        self.s_end = np.array([f.end for f in facts], dtype=np.int64)
+        self.s_minutes = np.array([f.minutes for f in facts], dtype=np.int64)
+        self.s_week = np.array([f.week for f in facts], dtype=np.int64)
+        self.s_weekend = np.array(
+            [-1 if f.weekend is None else f.weekend for f in facts], dtype=np.int64
+        )
+        kinds = sorted({f.kind for f in facts})
+        self.kind_code = {kind: code for code, kind in enumerate(kinds)}
+        self.s_kind = np.array([self.kind_code[f.kind] for f in facts], dtype=np.int64)
+        # The calendar week and weekend of each dense day (from any shift that starts on it).
+        self.day_week = np.full(self.days, -1, dtype=np.int64)
+        self.day_weekend = np.full(self.days, -1, dtype=np.int64)
+        self.day_week[self.s_day] = self.s_week
+        self.day_weekend[self.s_day] = self.s_weekend
+        limits = [v.limits for v in volunteers]
+        self.max_minutes = _limit([lim.max_minutes for lim in limits])
+        self.max_week = _limit([lim.max_minutes_per_week for lim in limits])
+        self.max_shifts = _limit([lim.max_shifts for lim in limits])
+        self.max_consecutive = _limit([lim.max_consecutive_days for lim in limits])
+        self.max_weekends = _limit([lim.max_weekends for lim in limits])
+        self.kind_caps: dict[int, np.ndarray] = {}
+        for kind, code in self.kind_code.items():
+            if any(kind in lim.max_shifts_by_kind for lim in limits):
+                self.kind_caps[code] = _limit([lim.max_shifts_by_kind.get(kind) for lim in limits])
+        self.target = np.array(
+            [-1 if v.target_minutes is None else v.target_minutes for v in volunteers],
+            dtype=np.int64,
+        )
+        self.successions = {
+            (self.kind_code[a], self.kind_code[b])
+            for a, b in problem.rules.forbidden_successions
+            if a in self.kind_code and b in self.kind_code
+        }
+        self.rest = problem.rules.min_rest_minutes or 0
+        self.pairs = self._pairs(eligible)
+        # who works what: -1 or the shift position, per volunteer and dense day
+        self.assigned = np.full((self.n_volunteers, self.days), -1, dtype=np.int64)
+        self.pinned_day = np.zeros((self.n_volunteers, self.days), dtype=bool)
+        for pair in problem.pinned:
+            v, s = self.index.volunteer_pos[pair.volunteer], self.index.shift_pos[pair.shift]
+            self.assigned[v, self.s_day[s]] = s
+            self.pinned_day[v, self.s_day[s]] = True
+        self.s_room = np.array([s.max_people for s in problem.shifts], dtype=np.int64)
+        skill_codes = sorted({k for s in problem.shifts for k in s.skills})
+        self.s_needs = {
+            k: np.array([k in s.skills for s in problem.shifts], dtype=bool) for k in skill_codes
+        }
+        self.has_skill = {
+            k: np.array([k in v.skills for v in volunteers], dtype=bool) for k in skill_codes
+        }
+
+    def _pairs(self, eligible: Sequence[Sequence[int] | np.ndarray]) -> _Pairs:
+        problem = self.problem
+        weights = problem.weights
+        # Shifts in day order, so the pairs come out grouped by day without sorting millions.
+        by_day = np.argsort(self.s_day, kind="stable")
+        arrays = [np.asarray(eligible[s], dtype=np.int64) for s in by_day.tolist()]
+        sizes = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+        shift = np.repeat(by_day, sizes)
+        volunteer = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+        offsets = dict(zip(by_day.tolist(), (np.cumsum(sizes) - sizes).tolist(), strict=True))
+        cost = np.zeros(len(shift), dtype=np.int64)
+        if weights.distance:
+            people, posts = problem.volunteers, problem.shifts
+            v_lat = np.radians([v.location.lat if v.location else np.nan for v in people])
+            v_lon = np.radians([v.location.lon if v.location else np.nan for v in people])
+            s_lat = np.radians([s.location.lat if s.location else np.nan for s in posts])
+            s_lon = np.radians([s.location.lon if s.location else np.nan for s in posts])
+            a_lat, a_lon = v_lat[volunteer], v_lon[volunteer]
+            b_lat, b_lon = s_lat[shift], s_lon[shift]
+            h = (
+                np.sin((b_lat - a_lat) / 2) ** 2
+                + np.cos(a_lat) * np.cos(b_lat) * np.sin((b_lon - a_lon) / 2) ** 2
+            )
+            km = np.floor(2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h))))
+            cost += np.nan_to_num(km, nan=0.0).astype(np.int64) * weights.distance
+        extra: dict[tuple[int, int], int] = {}
+        for v, person in enumerate(problem.volunteers):
+            for request in person.requests:
+                s = self.index.shift_pos.get(request.shift)
+                if s is not None:
+                    delta = -request.weight if request.want else request.weight
+                    extra[(v, s)] = extra.get((v, s), 0) + delta
+        for pair in set(problem.previous):
+            key = (self.index.volunteer_pos[pair.volunteer], self.index.shift_pos[pair.shift])
+            extra[key] = extra.get(key, 0) - weights.change
+        for (v, s), delta in extra.items():
+            first = offsets[s]
+            segment = volunteer[first : first + len(eligible[s])]
+            cost[first + np.flatnonzero(segment == v)] += delta
+        day_start = np.searchsorted(self.s_day[shift], np.arange(self.days + 1))
+        return _Pairs(volunteer, shift, cost, day_start)
+
+    # ------------------------------------------------------------------ one day
+
+    def _others(self, day: int) -> dict[str, np.ndarray]:
+        """Per-volunteer facts of every day but `day`."""
+        others = self.assigned.copy()
+        others[:, day] = -1
+        works = others >= 0
+        taken = np.where(works, others, 0)
+        minutes = np.where(works, self.s_minutes[taken], 0)
+        week = self.day_week[day]
+        in_week = (self.day_week == week) & (week >= 0)
+        facts = {
+            "minutes": minutes.sum(axis=1),
+            "week_minutes": minutes[:, in_week].sum(axis=1),
+            "shifts": works.sum(axis=1),
+        }
+        before, after = works[:, :day], works[:, day + 1 :]
+        ends = np.where(works, self.s_end[taken], FAR_PAST)
+        starts = np.where(works, self.s_start[taken], FAR_FUTURE)
+        facts["prev_end"] = (
+            ends[:, :day].max(axis=1) if day else np.full(self.n_volunteers, FAR_PAST)
+        )
+        facts["next_start"] = (
+            starts[:, day + 1 :].min(axis=1)
+            if day + 1 < self.days
+            else np.full(self.n_volunteers, FAR_FUTURE)
+        )
+        kinds = np.where(works, self.s_kind[taken], -1)
+        facts["prev_kind"] = kinds[:, day - 1] if day else np.full(self.n_volunteers, -1)
+        facts["next_kind"] = (
+            kinds[:, day + 1] if day + 1 < self.days else np.full(self.n_volunteers, -1)
+        )
+        for code in self.kind_caps:
+            facts[f"kind{code}"] = (kinds == code).sum(axis=1)
+        # Lengths of the worked stretches just before and just after the day.
+        left = np.zeros(self.n_volunteers, dtype=np.int64)
+        alive = np.ones(self.n_volunteers, dtype=bool)
+        for k in range(day - 1, -1, -1):
+            alive &= before[:, k]
+            if not alive.any():
+                break
+            left += alive
+        right = np.zeros(self.n_volunteers, dtype=np.int64)
+        alive = np.ones(self.n_volunteers, dtype=bool)
+        for k in range(after.shape[1]):
+            alive &= after[:, k]
+            if not alive.any():
+                break
+            right += alive
+        facts["stretch"] = left + right
+        weekend = self.day_weekend[day]
+        if weekend >= 0 and (self.max_weekends < NO_LIMIT).any():
+            worked_weekends = np.zeros(self.n_volunteers, dtype=np.int64)
+            this_weekend = np.zeros(self.n_volunteers, dtype=bool)
+            for w in sorted(set(self.day_weekend[self.day_weekend >= 0].tolist())):
+                on = works[:, self.day_weekend == w].any(axis=1)
+                worked_weekends += on
+                if w == weekend:
+                    this_weekend = np.asarray(on, dtype=bool)
+            facts["weekends_added"] = worked_weekends + ~this_weekend
+        return facts
+
+    def _allowed(self, day: int, volunteer: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        o = self._others(day)
+        minutes = self.s_minutes[shift]
+        ok = ~self.pinned_day[volunteer, day]
+        ok &= o["minutes"][volunteer] + minutes <= self.max_minutes[volunteer]
+        ok &= o["week_minutes"][volunteer] + minutes <= self.max_week[volunteer]
+        ok &= o["shifts"][volunteer] + 1 <= self.max_shifts[volunteer]
+        for code, cap in self.kind_caps.items():
+            is_kind = self.s_kind[shift] == code
+            ok &= ~is_kind | (o[f"kind{code}"][volunteer] + 1 <= cap[volunteer])
+        ok &= o["prev_end"][volunteer] + self.rest <= self.s_start[shift]
+        ok &= self.s_end[shift] + self.rest <= o["next_start"][volunteer]
+        for first, second in self.successions:
+            kind = self.s_kind[shift]
+            ok &= ~((o["prev_kind"][volunteer] == first) & (kind == second))
+            ok &= ~((kind == first) & (o["next_kind"][volunteer] == second))
+        ok &= o["stretch"][volunteer] + 1 <= self.max_consecutive[volunteer]
+        if "weekends_added" in o:
+            ok &= o["weekends_added"][volunteer] <= self.max_weekends[volunteer]
+        self._other_minutes = o["minutes"]
+        return ok
+
+    def solve_day(self, day: int) -> int:
+        """Re-assign one day optimally given every other day; returns that day's flow cost."""
+        problem = self.problem
+        lo, hi = self.pairs.day_start[day], self.pairs.day_start[day + 1]
+        if lo == hi:
+            return 0
+        volunteer, shift = self.pairs.volunteer[lo:hi], self.pairs.shift[lo:hi]
+        ok = self._allowed(day, volunteer, shift)
+        volunteer, shift, cost = volunteer[ok], shift[ok], self.pairs.cost[lo:hi][ok]
+        other = self._other_minutes
+        target = self.target[volunteer]
+        fair = problem.weights.fairness
+        if fair:
+            base = other[volunteer]
+            added = np.maximum(0, base + self.s_minutes[shift] - target) - np.maximum(
+                0, base - target
+            )
+            cost = cost + np.where(target >= 0, added * fair, 0)
+        day_shifts = np.flatnonzero(self.s_day == day)
+        pinned_staff: dict[int, list[int]] = {}
+        for v in np.flatnonzero(self.pinned_day[:, day]).tolist():
+            pinned_staff.setdefault(int(self.assigned[v, day]), []).append(v)
+        # Nodes: 0 source, 1 sink, then volunteers, then per shift its node, its general-place
+        # node and one node per needed skill.
+        people, v_node = np.unique(volunteer, return_inverse=True)
+        n_people = len(people)
+        next_node = 2 + n_people
+        tails: list[np.ndarray] = [np.zeros(n_people, dtype=np.int64), np.array([0])]
+        heads: list[np.ndarray] = [np.arange(2, 2 + n_people, dtype=np.int64), np.array([1])]
+        caps: list[np.ndarray] = [np.ones(n_people, dtype=np.int64), np.array([n_people])]
+        costs: list[np.ndarray] = [np.zeros(n_people, dtype=np.int64), np.array([0])]
+        general = np.zeros(len(problem.shifts), dtype=np.int64)
+        skill_node: dict[tuple[int, str], int] = {}
+        small_t: list[int] = []
+        small_h: list[int] = []
+        small_c: list[int] = []
+        small_u: list[int] = []
+        for s in day_shifts.tolist():
+            spec = problem.shifts[s]
+            staff = pinned_staff.get(s, [])
+            node, general[s] = next_node, next_node + 1
+            next_node += 2
+            required = max(0, spec.required - len(staff))
+            room = max(0, spec.max_people - len(staff))
+            small_t += [general[s]]
+            small_h += [node]
+            small_c += [room]
+            small_u += [0]
+            if required:
+                small_t.append(node)
+                small_h.append(1)
+                small_c.append(min(required, room))
+                small_u.append(-problem.under_weight(spec))
+            if room > required:
+                small_t.append(node)
+                small_h.append(1)
+                small_c.append(room - required)
+                small_u.append(problem.over_weight(spec))
+            for skill, need in spec.skills.items():
+                missing = need - sum(1 for v in staff if skill in problem.volunteers[v].skills)
+                if missing <= 0:
+                    continue
+                skill_node[(s, skill)] = next_node
+                small_t.append(next_node)
+                small_h.append(node)
+                small_c.append(missing)
+                small_u.append(-problem.weights.skill_under)
+                next_node += 1
+        tails.append(np.array(small_t, dtype=np.int64))
+        heads.append(np.array(small_h, dtype=np.int64))
+        caps.append(np.array(small_c, dtype=np.int64))
+        costs.append(np.array(small_u, dtype=np.int64))
+        pair_tail = v_node + 2
+        tails.append(pair_tail)
+        heads.append(general[shift])
+        caps.append(np.ones(len(shift), dtype=np.int64))
+        costs.append(cost)
+        arc_pair = [np.arange(len(shift))]
+        for skill, has in self.has_skill.items():
+            node_of = np.full(len(problem.shifts), -1, dtype=np.int64)
+            for (s, wanted), node in skill_node.items():
+                if wanted == skill:
+                    node_of[s] = node
+            picks = np.flatnonzero((node_of[shift] >= 0) & has[volunteer])
+            if len(picks):
+                tails.append(pair_tail[picks])
+                heads.append(node_of[shift[picks]])
+                caps.append(np.ones(len(picks), dtype=np.int64))
+                costs.append(cost[picks])
+                arc_pair.append(picks)
+        flow = min_cost_flow.SimpleMinCostFlow()
+        first_pair_arc = sum(len(t) for t in tails[:3])
+        flow.add_arcs_with_capacity_and_unit_cost(
+            np.concatenate(tails),
+            np.concatenate(heads),
+            np.concatenate(caps),
+            np.concatenate(costs),
+        )
+        flow.set_nodes_supplies(np.array([0, 1]), np.array([n_people, -n_people]))
+        if flow.solve() != flow.OPTIMAL:  # pragma: no cover - a bipartite flow always solves
+            raise RuntimeError("the day's assignment flow did not solve")
+        used = flow.flows(np.arange(first_pair_arc, flow.num_arcs())) > 0
+        chosen = np.concatenate(arc_pair)[used]
+        self.assigned[~self.pinned_day[:, day], day] = -1
+        self.assigned[volunteer[chosen], day] = shift[chosen]
+        return int(flow.optimal_cost())
+
+    def pairs_now(self) -> tuple[Pair, ...]:
+        v, d = np.nonzero(self.assigned >= 0)
+        s = self.assigned[v, d]
+        order = np.lexsort((v, s))
+        ids_v = [p.id for p in self.problem.volunteers]
+        ids_s = [p.id for p in self.problem.shifts]
+        return tuple(Pair(ids_v[v[i]], ids_s[s[i]]) for i in order.tolist())
+
+    def load(self, pairs: Sequence[Pair]) -> None:
+        for pair in pairs:
+            v, s = self.index.volunteer_pos[pair.volunteer], self.index.shift_pos[pair.shift]
+            self.assigned[v, self.s_day[s]] = s
+
+
+def day_by_day(
+    problem: Problem,
+    eligible: Sequence[Sequence[int] | np.ndarray],
+    deadline: float,
+    start: Sequence[Pair] = (),
+    on_sweep: Callable[[int, tuple[Pair, ...]], None] | None = None,
+    index: ProblemIndex | None = None,
+) -> tuple[tuple[Pair, ...], int, int]:
+    """Sweep the days, each re-assigned by min-cost flow, until a whole sweep changes nothing
+    or the deadline (a `time.monotonic()` instant) would pass during the next day.
+
+    :param start: a valid roster to start from (pinned pairs are always kept); empty builds one.
+    :return: the roster, the number of day flows solved and of sweeps begun.
+    """
+    search = DayFlow(problem, eligible, index)
+    search.load(start)
+    solved, sweep, per_day = 0, 0, 0.0
+    while True:
+        sweep += 1
+        changed = False
+        for day in range(search.days):
+            if solved and time.monotonic() + per_day > deadline:
+                return search.pairs_now(), solved, sweep
+            began = time.monotonic()
+            before = search.assigned[:, day].copy()
+            search.solve_day(day)
+            per_day = max(per_day * 0.5, time.monotonic() - began)
+            solved += 1
+            changed |= not np.array_equal(before, search.assigned[:, day])
+        if on_sweep is not None:
+            on_sweep(sweep, search.pairs_now())
+        if not changed:
+            return search.pairs_now(), solved, sweep
