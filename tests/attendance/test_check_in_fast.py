@@ -4,6 +4,8 @@ and an offline tap, are judged the same on both backends."""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -155,3 +157,55 @@ def test_an_expired_or_refresh_token_is_refused(
         assert response.status_code in (401, 422), response.get_json()
         assert response.mimetype == "application/problem+json"
     assert world.rows(Attendance) == []
+
+
+def _b64(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def test_forged_tokens_are_refused(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    """The fast path checks the signature itself; none of these may check anyone in."""
+    import jwt as pyjwt
+
+    victim = factory.create_member()
+    attacker = factory.create_member()
+    assignment = world.assignment(victim, post_id=world.post())
+    own = factory.headers(attacker)["Authorization"][7:]
+    head, body, signature = own.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    as_victim = {**claims, "sub": str(victim)}
+    forged = [
+        f"{head}.{_b64(as_victim)}.{signature}",  # someone else's id, the attacker's signature
+        f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(as_victim)}.",  # unsigned
+        pyjwt.encode(as_victim, "another-key-" + "z" * 32, algorithm="HS256"),  # wrong key
+        f"{head}.{_b64(as_victim)}.{signature}==",  # padding games
+        f"{head}.{body}.{signature[:-2]}",  # truncated signature
+    ]
+    for token in forged:
+        response = tap(client, {"Authorization": f"Bearer {token}"}, assignment)
+        assert response.status_code in (401, 422), (token, response.get_json())
+        assert response.mimetype == "application/problem+json"
+    assert world.rows(Attendance) == []
+
+
+def test_a_valid_token_of_another_shape_still_works_through_the_full_path(
+    app: Flask, client: FlaskClient, factory: Factory, world: World, outcomes: list[Any]
+) -> None:
+    """A header with a key id is not what this app issues, but PyJWT accepts it: the fast
+    path hands it over instead of refusing it."""
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    from flask_jwt_extended import create_access_token
+
+    with app.app_context():
+        token = create_access_token(
+            identity=str(volunteer),
+            additional_claims={"fam": "f-kid", "tv": 0},
+            additional_headers={"kid": "k1"},
+        )
+    response = tap(client, {"Authorization": f"Bearer {token}"}, assignment)
+    assert response.status_code == 201, response.get_json()
+    assert all(outcome is None for outcome in outcomes)

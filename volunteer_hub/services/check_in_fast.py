@@ -29,15 +29,21 @@ INSERTs, COMMIT) and the ORM's flush machinery with 2 round trips.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+import json
 import logging
 import math
+import re
+import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from flask import current_app, request
-from flask_jwt_extended import decode_token
+from flask_jwt_extended.config import config as jwt_config
 from marshmallow import ValidationError
 from psycopg.types.json import Jsonb
 
@@ -102,16 +108,68 @@ RETURNING (response ->> 'id')::integer
 """
 
 
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _segment(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def _claims() -> Mapping[str, Any] | None:
-    """The verified access-token claims, or None for anything the full path should judge."""
+    """The claims of a valid access token in the Authorization header, or None for anything
+    the full path (flask-jwt-extended over PyJWT) should judge.
+
+    Only the shape this app issues is accepted here: HS256 signed with the app's key, header
+    `{"alg": "HS256", "typ": "JWT"}`, a string `sub`, `type` "access", and `exp`, `nbf`, `iat`
+    checked as PyJWT does (with the configured leeway); under any other JWT configuration
+    (another algorithm, an audience or issuer, other token locations) everything goes to the
+    full path. PyJWT's decode scans the token character by character three times over
+    (~0.2 ms a request here); one HMAC and three small JSON documents cost a tenth of that.
+    A token this check accepts, PyJWT accepts too; a token it refuses may still be fine, and
+    the full path decides.
+    """
+    if (
+        jwt_config.algorithm != "HS256"
+        or list(jwt_config.decode_algorithms) != ["HS256"]
+        or jwt_config.decode_audience is not None
+        or jwt_config.decode_issuer is not None
+        or "headers" not in jwt_config.token_location
+        or jwt_config.header_name != "Authorization"
+        or jwt_config.header_type != "Bearer"
+        or jwt_config.identity_claim_key != "sub"
+    ):
+        return None
+    secret = jwt_config.decode_key
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    if not header.startswith("Bearer ") or not isinstance(secret, str) or not secret:
         return None
+    parts = header[7:].split(".")
+    if len(parts) != 3 or not all(_SEGMENT.fullmatch(part) for part in parts):
+        return None
+    head, body, signature = parts
     try:
-        claims = decode_token(header[7:].strip())
-    except Exception:  # expired, bad signature, malformed: the full path says which
+        expected = hmac.digest(secret.encode(), f"{head}.{body}".encode("ascii"), "sha256")
+        if not hmac.compare_digest(expected, _segment(signature)):
+            return None
+        if json.loads(_segment(head)) != {"alg": "HS256", "typ": "JWT"}:
+            return None
+        claims = json.loads(_segment(body))
+    except (ValueError, binascii.Error, UnicodeError):
         return None
-    if claims.get("type") != "access":
+    if not isinstance(claims, dict) or claims.get("type") != "access":
+        return None
+    if not isinstance(claims.get("sub"), str):
+        return None
+    if not isinstance(claims.get("jti", ""), str):
+        return None
+    if any(name in claims and type(claims[name]) is not int for name in ("exp", "nbf", "iat")):
+        return None  # PyJWT truncates other numbers; let it judge them
+    leeway = jwt_config.leeway
+    margin = leeway.total_seconds() if isinstance(leeway, timedelta) else float(leeway)
+    now = time.time()
+    if "exp" in claims and claims["exp"] <= now - margin:
+        return None
+    if any(name in claims and claims[name] > now + margin for name in ("nbf", "iat")):
         return None
     return claims
 
