@@ -24,6 +24,8 @@ import numpy as np
 from ortools.graph.python import min_cost_flow
 
 from scheduling.model.data import EARTH_RADIUS_KM, ProblemIndex
+from scheduling.model.objective import score
+from scheduling.model.roster import Roster
 from scheduling.problem import Pair, Problem
 
 NO_LIMIT = np.iinfo(np.int64).max // 4
@@ -108,6 +110,7 @@ class DayFlow:
         }
         self.rest = problem.rules.min_rest_minutes or 0
         self.pairs = self._pairs(eligible)
+        self.pair_count = len(self.pairs.volunteer)
         # who works what: -1 or the shift position, per volunteer and dense day
         self.assigned = np.full((self.n_volunteers, self.days), -1, dtype=np.int64)
         self.pinned_day = np.zeros((self.n_volunteers, self.days), dtype=bool)
@@ -116,6 +119,10 @@ class DayFlow:
             self.assigned[v, self.s_day[s]] = s
             self.pinned_day[v, self.s_day[s]] = True
         self.s_room = np.array([s.max_people for s in problem.shifts], dtype=np.int64)
+        self.s_required = np.array([s.required for s in problem.shifts], dtype=np.int64)
+        self.s_under = np.array([problem.under_weight(s) for s in problem.shifts], dtype=np.int64)
+        self.min_minutes = int(self.s_minutes.min()) if len(self.s_minutes) else 0
+        self.pricing = False
         skill_codes = sorted({k for s in problem.shifts for k in s.skills})
         self.s_needs = {
             k: np.array([k in s.skills for s in problem.shifts], dtype=bool) for k in skill_codes
@@ -134,6 +141,10 @@ class DayFlow:
         shift = np.repeat(by_day, sizes)
         volunteer = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
         offsets = dict(zip(by_day.tolist(), (np.cumsum(sizes) - sizes).tolist(), strict=True))
+        self.shift_first = np.zeros(len(eligible), dtype=np.int64)
+        self.shift_first[by_day] = np.cumsum(sizes) - sizes
+        self.shift_size = np.zeros(len(eligible), dtype=np.int64)
+        self.shift_size[by_day] = sizes
         cost = np.zeros(len(shift), dtype=np.int64)
         if weights.distance:
             people, posts = problem.volunteers, problem.shifts
@@ -247,8 +258,30 @@ class DayFlow:
         ok &= o["stretch"][volunteer] + 1 <= self.max_consecutive[volunteer]
         if "weekends_added" in o:
             ok &= o["weekends_added"][volunteer] <= self.max_weekends[volunteer]
-        self._other_minutes = o["minutes"]
+        self._others_now = o
         return ok
+
+    def _budget_prices(self, day: int, volunteer: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """What taking a shift today costs a volunteer whose caps it would exhaust, while a
+        place on another day is empty that they could fill: the value of that place, less one
+        (so a place today that only they can fill still wins). Without this, a cap spent on an
+        easy day keeps the only possible volunteer from a short shift on another day."""
+        problem = self.problem
+        working = self.assigned[self.assigned >= 0]
+        staffed = np.bincount(working, minlength=len(problem.shifts))
+        short = np.flatnonzero((staffed < self.s_required) & (self.s_day != day))
+        price = np.zeros(self.n_volunteers, dtype=np.int64)
+        for s in short.tolist():
+            first = self.shift_first[s]
+            people = self.pairs.volunteer[first : first + self.shift_size[s]]
+            free = people[self.assigned[people, self.s_day[s]] < 0]
+            np.maximum.at(price, free, self.s_under[s] - 1)
+        o = self._others_now
+        minutes = self.s_minutes[shift] + self.min_minutes
+        exhausted = o["shifts"][volunteer] + 2 > self.max_shifts[volunteer]
+        exhausted |= o["minutes"][volunteer] + minutes > self.max_minutes[volunteer]
+        exhausted |= o["week_minutes"][volunteer] + minutes > self.max_week[volunteer]
+        return np.where(exhausted, price[volunteer], 0)
 
     def solve_day(self, day: int) -> int:
         """Re-assign one day optimally given every other day; returns that day's flow cost."""
@@ -259,7 +292,9 @@ class DayFlow:
         volunteer, shift = self.pairs.volunteer[lo:hi], self.pairs.shift[lo:hi]
         ok = self._allowed(day, volunteer, shift)
         volunteer, shift, cost = volunteer[ok], shift[ok], self.pairs.cost[lo:hi][ok]
-        other = self._other_minutes
+        other = self._others_now["minutes"]
+        if self.pricing:
+            cost = cost + self._budget_prices(day, volunteer, shift)
         target = self.target[volunteer]
         fair = problem.weights.fairness
         if fair:
@@ -370,6 +405,18 @@ class DayFlow:
             v, s = self.index.volunteer_pos[pair.volunteer], self.index.shift_pos[pair.shift]
             self.assigned[v, self.s_day[s]] = s
 
+    def load_valid_part(self, volunteers: np.ndarray, shifts: np.ndarray) -> None:
+        """Start from as much of a rule-breaking roster as keeps every hard rule: its pairs are
+        taken person by person, day by day, each only if the person may still take it."""
+        roster = Roster(self.index)
+        for v, day in zip(*np.nonzero(self.pinned_day), strict=True):
+            roster.assign(int(v), int(self.assigned[v, day]))
+        order = np.lexsort((self.s_start[shifts], volunteers))
+        for v, s in zip(volunteers[order].tolist(), shifts[order].tolist(), strict=True):
+            if not self.pinned_day[v, self.s_day[s]] and roster.can_take(v, s):
+                roster.assign(v, s)
+                self.assigned[v, self.s_day[s]] = s
+
 
 def day_by_day(
     problem: Problem,
@@ -380,27 +427,52 @@ def day_by_day(
     index: ProblemIndex | None = None,
 ) -> tuple[tuple[Pair, ...], int, int]:
     """Sweep the days, each re-assigned by min-cost flow, until a whole sweep changes nothing
-    or the deadline (a `time.monotonic()` instant) would pass during the next day.
+    or the deadline (a `time.monotonic()` instant) would pass during the next day; then, while
+    time remains, sweeps with budget prices (see `DayFlow._budget_prices`), keeping the best
+    roster by its true cost.
 
     :param start: a valid roster to start from (pinned pairs are always kept); empty builds one.
     :return: the roster, the number of day flows solved and of sweeps begun.
     """
     search = DayFlow(problem, eligible, index)
     search.load(start)
+    return sweep_days(search, deadline, on_sweep)
+
+
+def sweep_days(
+    search: DayFlow,
+    deadline: float,
+    on_sweep: Callable[[int, tuple[Pair, ...]], None] | None = None,
+) -> tuple[tuple[Pair, ...], int, int]:
+    """`day_by_day` on a search already built and loaded."""
     solved, sweep, per_day = 0, 0, 0.0
+    best: tuple[int, np.ndarray] | None = None
     while True:
         sweep += 1
         changed = False
         for day in range(search.days):
             if solved and time.monotonic() + per_day > deadline:
-                return search.pairs_now(), solved, sweep
+                return _best(search, best), solved, sweep
             began = time.monotonic()
             before = search.assigned[:, day].copy()
             search.solve_day(day)
             per_day = max(per_day * 0.5, time.monotonic() - began)
             solved += 1
             changed |= not np.array_equal(before, search.assigned[:, day])
+        pairs = search.pairs_now()
         if on_sweep is not None:
-            on_sweep(sweep, search.pairs_now())
-        if not changed:
-            return search.pairs_now(), solved, sweep
+            on_sweep(sweep, pairs)
+        if not changed or search.pricing:
+            cost = sum(score(search.index, pairs).values())
+            if best is not None and cost >= best[0]:
+                return _best(search, best), solved, sweep
+            best = (cost, search.assigned.copy())
+            search.pricing = True
+
+
+def _best(search: DayFlow, best: tuple[int, np.ndarray] | None) -> tuple[Pair, ...]:
+    if best is not None:
+        now = sum(score(search.index, search.pairs_now()).values())
+        if best[0] < now:
+            search.assigned = best[1]
+    return search.pairs_now()
