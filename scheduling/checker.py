@@ -260,6 +260,9 @@ def _check_stretches(roster: _Roster, volunteer: Volunteer, shifts: list[Shift])
     first_day, last_day = 0, problem.horizon_days - 1
     worked = sorted({roster.day(s) for s in shifts})
     runs = _stretches(worked)
+    # Minimum stretches are judged on the horizon's days only: a day beyond either end is
+    # outside the plan, so a stretch reaching it touches the horizon's edge and is exempt.
+    inner_runs = _stretches(d for d in worked if first_day <= d <= last_day)
     ids = tuple(s.id for s in shifts)
     for start, end in runs:
         length = end - start + 1
@@ -271,6 +274,9 @@ def _check_stretches(roster: _Roster, volunteer: Volunteer, shifts: list[Shift])
                 ids,
                 f"{length} days in a row ({span}), at most {limits.max_consecutive_days}",
             )
+    for start, end in inner_runs:
+        length = end - start + 1
+        span = f"{roster.date_of(start).isoformat()}..{roster.date_of(end).isoformat()}"
         touches_edge = start <= first_day or end >= last_day
         if (
             limits.min_consecutive_days is not None
@@ -285,7 +291,7 @@ def _check_stretches(roster: _Roster, volunteer: Volunteer, shifts: list[Shift])
             )
     if limits.min_consecutive_days_off is not None:
         # Gaps between two working stretches never touch the horizon's ends.
-        for (_, end), (next_start, _) in pairwise(runs):
+        for (_, end), (next_start, _) in pairwise(inner_runs):
             off = next_start - end - 1
             if off < limits.min_consecutive_days_off:
                 roster.flag(
