@@ -19,6 +19,10 @@ from scheduling.model.build import RosterModel, build_model
 from scheduling.model.data import ProblemIndex
 from scheduling.problem import Pair, Problem, Shift, Volunteer
 
+# Longest time one round's re-solve may take, and how many variables the first rounds free.
+ROUND_S = 1.0
+FIRST_FREE = 400
+
 
 @dataclass(slots=True)
 class LnsResult:
@@ -35,32 +39,112 @@ def fix(model: cp_model.CpModel, var_index: int, value: int) -> None:
     domain[1] = value
 
 
-def _neighbourhood(rm: RosterModel, rng: random.Random, fraction: float) -> set[int]:
-    """Variable indices to free this round."""
+class _Neighbourhoods:
+    """Ways to choose the variables a round frees, each a list of variable indices.
+
+    - people: the whole horizon of a few volunteers (nurse-rostering moves: swaps and chains
+      between people, which cover constraints tie together);
+    - days: a window of days for everyone;
+    - people_days: a wider window for a larger group;
+    - costly: around a costly spot of the incumbent (a day with missing or extra people, an
+      unmet request), the people who may work there, over a few days around it.
+    Sizes are counted in freed variables and adapt per kind to how rounds end.
+    """
+
+    KINDS = ("people", "days", "people_days", "costly")
+
+    def __init__(self, rm: RosterModel, rng: random.Random) -> None:
+        variables = rm.variables
+        index = variables.index
+        self.rng = rng
+        self.days = max(1, index.days)
+        self.n_volunteers = len(index.problem.volunteers)
+        self.by_volunteer: list[list[tuple[int, int]]] = [[] for _ in range(self.n_volunteers)]
+        self.by_day: dict[int, list[int]] = {}
+        self.by_shift: dict[int, list[int]] = {}
+        for (v, s), literal in variables.assign.items():
+            day = index.shifts[s].day
+            self.by_volunteer[v].append((day, literal.index))
+            self.by_day.setdefault(day, []).append(literal.index)
+            self.by_shift.setdefault(s, []).append(v)
+        self.total = max(1, len(variables.assign))
+        self.shift_day = [f.day for f in index.shifts]
+        self.shift_of_var = {literal.index: s for (_, s), literal in variables.assign.items()}
+        self.volunteer_of_var = {literal.index: v for (v, _), literal in variables.assign.items()}
+        # Target share of the variables to free, per kind.
+        self.share = dict.fromkeys(self.KINDS, min(0.25, max(0.02, FIRST_FREE / self.total)))
+        self.weights = dict.fromkeys(self.KINDS, 1.0)
+
+    def pick_kind(self) -> str:
+        kinds = list(self.KINDS)
+        return self.rng.choices(kinds, [self.weights[k] for k in kinds])[0]
+
+    def free(self, kind: str, costly: Sequence[tuple[int, int | None]]) -> set[int]:
+        rng = self.rng
+        target = max(8, round(self.total * self.share[kind]))
+        if kind == "days" or self.n_volunteers <= 1:
+            width = max(1, min(self.days, round(self.days * target / self.total)))
+            first = rng.randrange(0, self.days - width + 1)
+            return {i for d in range(first, first + width) for i in self.by_day.get(d, [])}
+        if kind == "people":
+            return self._people(rng.sample(range(self.n_volunteers), self.n_volunteers), target)
+        if kind == "people_days":
+            width = max(2, min(self.days, rng.randint(self.days // 4 or 1, self.days)))
+            first = rng.randrange(0, self.days - width + 1)
+            return self._people(
+                rng.sample(range(self.n_volunteers), self.n_volunteers), target, first, width
+            )
+        if not costly:
+            return self._people(rng.sample(range(self.n_volunteers), self.n_volunteers), target)
+        day, shift = costly[rng.randrange(len(costly))]
+        width = max(3, min(self.days, rng.randint(3, 14)))
+        first = max(0, min(self.days - width, day - rng.randrange(width)))
+        near = list(self.by_shift.get(shift, [])) if shift is not None else []
+        rng.shuffle(near)
+        others = rng.sample(range(self.n_volunteers), self.n_volunteers)
+        return self._people([*near[:3], *others], target, first, width)
+
+    def _people(
+        self, order: Sequence[int], target: int, first: int = 0, width: int | None = None
+    ) -> set[int]:
+        last = first + (width if width is not None else 1 << 30)
+        free: set[int] = set()
+        for v in order:
+            if len(free) >= target:
+                break
+            free.update(i for day, i in self.by_volunteer[v] if first <= day < last)
+        return free
+
+    def adapt(self, kind: str, status: cp_model.CpSolverStatus, better: bool, fast: bool) -> None:
+        """Solved to optimality quickly: grow; timed out: shrink; improving kinds are chosen
+        more often."""
+        if status == cp_model.OPTIMAL and fast:
+            self.share[kind] = min(0.9, self.share[kind] * 1.2)
+        elif status != cp_model.OPTIMAL:
+            self.share[kind] = max(0.3 / self.total * 8, self.share[kind] * 0.8)
+        self.weights[kind] = max(0.2, min(5.0, self.weights[kind] * (1.3 if better else 0.97)))
+
+
+def _costly_spots(rm: RosterModel, values: dict[int, int]) -> list[tuple[int, int | None]]:
+    """(day, shift) of every positive cost term of the incumbent: a short or overstaffed
+    shift, an unmet request. Read from the objective terms' current values."""
     variables = rm.variables
     index = variables.index
-    days = max(1, index.days)
-    volunteers = len(index.problem.volunteers)
-    choice = rng.random()
-    if choice < 0.4 and days > 1:
-        width = max(1, round(days * fraction))
-        first = rng.randrange(0, max(1, days - width + 1))
-        return {
-            literal.index
-            for (_, s), literal in variables.assign.items()
-            if first <= index.shifts[s].day < first + width
-        }
-    if choice < 0.8 or days <= 1:
-        group = set(rng.sample(range(volunteers), max(1, round(volunteers * fraction))))
-        return {literal.index for (v, _), literal in variables.assign.items() if v in group}
-    width = max(2, round(days * min(1.0, fraction * 2)))
-    first = rng.randrange(0, max(1, days - width + 1))
-    group = set(rng.sample(range(volunteers), max(1, round(volunteers * min(1.0, fraction * 2)))))
-    return {
-        literal.index
-        for (v, s), literal in variables.assign.items()
-        if v in group or first <= index.shifts[s].day < first + width
-    }
+    spots: list[tuple[int, int | None]] = []
+    for s, shift in enumerate(index.problem.shifts):
+        count = sum(values.get(variables.assign[(v, s)].index, 0) for v in variables.people_of[s])
+        if count != shift.required and (
+            index.problem.under_weight(shift) or index.problem.over_weight(shift)
+        ):
+            spots.append((index.shifts[s].day, s))
+    for v, volunteer in enumerate(index.problem.volunteers):
+        for request in volunteer.requests:
+            at = index.shift_pos.get(request.shift)
+            if at is None or (literal := variables.assign.get((v, at))) is None:
+                continue
+            if bool(values[literal.index]) != request.want:
+                spots.append((index.shifts[at].day, at))
+    return spots
 
 
 def improve(
@@ -72,46 +156,61 @@ def improve(
     workers: int,
     on_improve: Callable[[int], None] | None = None,
 ) -> LnsResult:
-    """Improve a feasible roster until the deadline (a `time.monotonic()` instant)."""
+    """Improve a feasible roster until the deadline (a `time.monotonic()` instant).
+
+    The model is copied once with every assignment fixed to the incumbent; a round only widens
+    the domains of the freed variables, solves with the incumbent as hint, and fixes them back
+    (to the new values if the round's roster is at least as good: ties are taken, so the search
+    moves along plateaus).
+    """
     rng = random.Random(seed)
     best_values, best_objective = dict(values), objective
     assign_indices = [literal.index for literal in rm.variables.assign.values()]
-    fraction, rounds, improved = 0.15, 0, 0
+    sub = rm.model.clone()
+    sub.clear_hints()
+    domains = sub.proto.variables
+    for i in assign_indices:
+        fix(sub, i, best_values[i])
+    hoods = _Neighbourhoods(rm, rng)
+    costly = _costly_spots(rm, best_values)
+    rounds = improved = 0
     while time.monotonic() < deadline - 0.05:
         rounds += 1
-        free = _neighbourhood(rm, rng, fraction)
-        sub = rm.model.clone()
+        kind = hoods.pick_kind()
+        free = sorted(hoods.free(kind, costly))
+        for i in free:
+            domain = domains[i].domain
+            domain[0], domain[1] = 0, 1
         sub.clear_hints()
-        for var_index in assign_indices:
-            value = best_values[var_index]
-            if var_index not in free:
-                fix(sub, var_index, value)
-            sub.add_hint(sub.get_bool_var_from_proto_index(var_index), value)
+        hint = sub.proto.solution_hint
+        hint.vars.extend(free)
+        hint.values.extend(best_values[i] for i in free)
         solver = cp_model.CpSolver()
-        solver.parameters.max_time_in_seconds = max(0.05, min(1.0, deadline - time.monotonic()))
+        limit = max(0.05, min(ROUND_S, deadline - time.monotonic()))
+        solver.parameters.max_time_in_seconds = limit
         solver.parameters.num_workers = workers
         solver.parameters.random_seed = seed + rounds
+        began = time.monotonic()
         status = solver.solve(sub)
+        spent = time.monotonic() - began
+        better = False
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             value_now = round(solver.objective_value)
-            better = value_now < best_objective
-            if better:
+            if value_now <= best_objective:
+                better = value_now < best_objective
+                solution = list(solver.response_proto.solution)
+                for i in free:
+                    best_values[i] = solution[i]
                 best_objective = value_now
-                best_values = {
-                    i: int(solver.value(sub.get_bool_var_from_proto_index(i)))
-                    for i in assign_indices
-                }
-                improved += 1
-                if on_improve is not None:
-                    on_improve(best_objective)
-            # A neighbourhood solved to optimality is too easy: widen it; one that timed out
-            # without improving is too hard: narrow it.
-            if status == cp_model.OPTIMAL:
-                fraction = min(0.8, fraction * 1.15)
-            elif not better:
-                fraction = max(0.03, fraction * 0.85)
-        else:
-            fraction = max(0.03, fraction * 0.85)
+                if better:
+                    improved += 1
+                    costly = _costly_spots(rm, best_values)
+                    if on_improve is not None:
+                        on_improve(best_objective)
+        for i in free:
+            domain = domains[i].domain
+            domain[0] = domain[1] = best_values[i]
+        hoods.adapt(kind, status, better, spent < limit * 0.5)
     return LnsResult(best_values, best_objective, rounds, improved)
 
 

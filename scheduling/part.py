@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
-from scheduling.lns import fix, improve, sequential_roster
+from scheduling.lns import improve, sequential_roster
 from scheduling.model.build import RosterModel, build_model
 from scheduling.model.data import ProblemIndex
+from scheduling.model.objective import score
 from scheduling.problem import Pair, Problem
 from scheduling.repair import fill_by_moves
 from scheduling.slices import improve_by_slices
@@ -169,6 +170,9 @@ def solve_part(
             task.workers,
         )
         return PartResult("feasible", pairs, None, n_vars, (), rounds)
+    if large and not hint_valid:
+        # No valid start, and a model this size would take longer to build than the limit.
+        return PartResult("unknown", (), None, n_vars)
     index = ProblemIndex.build(task.problem)
     rm = build_model(index, task.eligible)
     if hint:
@@ -243,16 +247,13 @@ def _construct(
 
 
 def _hint_values(rm: RosterModel, hint: Sequence[Pair]) -> tuple[dict[int, int], int]:
-    """The hint as variable values, and its model objective (found by fixing every value)."""
+    """The hint as variable values, and its model objective. With every assignment given, the
+    model's cheapest value is the roster's plain score (each cost variable takes its least
+    value), so no solve is needed."""
     index = rm.variables.index
     chosen = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in hint}
     values = {literal.index: int(key in chosen) for key, literal in rm.variables.assign.items()}
-    fixed = rm.model.clone()
-    for var_index, value in values.items():
-        fix(fixed, var_index, value)
-    solver = _solver(10.0, 1, 0)
-    solver.solve(fixed)
-    return values, round(solver.objective_value)
+    return values, sum(score(index, hint).values())
 
 
 def _pairs(rm: RosterModel, values: dict[int, int]) -> tuple[Pair, ...]:

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from scheduling.model.data import ProblemIndex, ShiftFacts, conflicts
 from scheduling.problem import Limits, Pair
 
+_NONE: Counter[str] = Counter()  # read only: the kinds worked on a day without work
+_NO_KINDS: frozenset[str] = frozenset()
+
 
 @dataclass(slots=True)
 class VolunteerLoad:
@@ -26,9 +29,11 @@ class VolunteerLoad:
     kinds: Counter[str] = field(default_factory=Counter)
     day_kinds: dict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     weekends: Counter[int] = field(default_factory=Counter)
+    by_day: dict[int, list[ShiftFacts]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, fact: ShiftFacts) -> None:
         self.shifts.append(fact)
+        self.by_day[fact.day].append(fact)
         self.minutes += fact.minutes
         self.week_minutes[fact.week] += fact.minutes
         self.kinds[fact.kind] += 1
@@ -38,6 +43,9 @@ class VolunteerLoad:
 
     def remove(self, fact: ShiftFacts) -> None:
         self.shifts.remove(fact)
+        self.by_day[fact.day].remove(fact)
+        if not self.by_day[fact.day]:
+            del self.by_day[fact.day]
         self.minutes -= fact.minutes
         self.week_minutes[fact.week] -= fact.minutes
         self.kinds[fact.kind] -= 1
@@ -63,6 +71,17 @@ class Roster:
         self.loads = [VolunteerLoad(v.limits) for v in problem.volunteers]
         self.staff: list[set[int]] = [set() for _ in problem.shifts]
         self.capacity = [s.max_people for s in problem.shifts]
+        # Two shifts can only conflict if their start days are at most this far apart (the
+        # longest shift plus the rest time, a day of margin for time-zone shifts), so a test
+        # looks at the neighbouring days only, not at everything a volunteer already has.
+        longest = max((f.end - f.start for f in index.shifts), default=0)
+        # Per kind, the kinds that may not follow it the next day, and may not precede it.
+        self.not_after: dict[str, set[str]] = defaultdict(set)
+        self.not_before: dict[str, set[str]] = defaultdict(set)
+        for kind_a, kind_b in self.rules.forbidden_successions:
+            self.not_after[kind_a].add(kind_b)
+            self.not_before[kind_b].add(kind_a)
+        self.reach_days = (longest + self.rules.min_rest_minutes) // (24 * 60) + 2
 
     def assign(self, volunteer: int, shift: int) -> None:
         self.loads[volunteer].add(self.index.shifts[shift])
@@ -94,7 +113,11 @@ class Roster:
         rest = self.rules.min_rest_minutes
         return (
             self._within_caps(load, fact)
-            and not any(conflicts(fact, other, rest) for other in load.shifts)
+            and not any(
+                conflicts(fact, other, rest)
+                for day in range(fact.day - self.reach_days, fact.day + self.reach_days + 1)
+                for other in load.by_day.get(day, ())
+            )
             and self._day_rules_allow(load, fact)
         )
 
@@ -115,10 +138,12 @@ class Roster:
         day = fact.day
         if load.works(day) and self.rules.one_shift_per_day:
             return False
-        for kind_a, kind_b in self.rules.forbidden_successions:
-            if fact.kind == kind_a and load.day_kinds.get(day + 1, Counter())[kind_b] > 0:
+        if self.rules.forbidden_successions:
+            after = self.not_after.get(fact.kind, _NO_KINDS)
+            if any(n > 0 and k in after for k, n in load.day_kinds.get(day + 1, _NONE).items()):
                 return False
-            if fact.kind == kind_b and load.day_kinds.get(day - 1, Counter())[kind_a] > 0:
+            before = self.not_before.get(fact.kind, _NO_KINDS)
+            if any(n > 0 and k in before for k, n in load.day_kinds.get(day - 1, _NONE).items()):
                 return False
         if load.works(day):
             return True
@@ -131,12 +156,12 @@ class Roster:
             and len(load.weekends) + 1 > limits.max_weekends
         ):
             return False
-        if not self.index.in_horizon(day):
-            return True
         if limits.max_consecutive_days is not None:
             run = 1 + self._run(load, day, -1) + self._run(load, day, 1)
             if run > limits.max_consecutive_days:
                 return False
+        if not self.index.in_horizon(day):
+            return True
         min_off = limits.min_consecutive_days_off
         if min_off is not None and min_off > 1:
             for step in (-1, 1):
@@ -148,7 +173,7 @@ class Roster:
     def _run(self, load: VolunteerLoad, day: int, step: int) -> int:
         length = 0
         probe = day + step
-        while self.index.in_horizon(probe) and load.works(probe):
+        while load.works(probe):  # calendar days: beyond the horizon too
             length += 1
             probe += step
         return length

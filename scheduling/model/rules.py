@@ -104,16 +104,17 @@ class ForbiddenSuccessions:
         if not successions:
             return
         facts = variables.index.shifts
+        not_after: dict[str, list[str]] = defaultdict(list)
+        for kind_a, kind_b in successions:
+            not_after[kind_a].append(kind_b)
         for v in range(len(variables.shifts_of)):
             by_day_kind: dict[tuple[int, str], list[int]] = defaultdict(list)
             for s in variables.shifts_of[v]:
                 by_day_kind[(facts[s].day, facts[s].kind)].append(s)
             for (day, kind), firsts in by_day_kind.items():
-                for kind_a, kind_b in successions:
-                    if kind != kind_a:
-                        continue
-                    for first in firsts:
-                        for second in by_day_kind.get((day + 1, kind_b), []):
+                for kind_b in not_after.get(kind, ()):
+                    for second in by_day_kind.get((day + 1, kind_b), []):
+                        for first in firsts:
                             model.add_bool_or(
                                 [~variables.assign[(v, first)], ~variables.assign[(v, second)]]
                             )
@@ -129,7 +130,7 @@ class Totals:
             shifts = variables.shifts_of[v]
             facts = [index.shifts[s] for s in shifts]
             chosen = [variables.assign[(v, s)] for s in shifts]
-            minutes = sum(f.minutes * x for f, x in zip(facts, chosen, strict=True))
+            minutes = cp_model.LinearExpr.weighted_sum(chosen, [f.minutes for f in facts])
             available = sum(f.minutes for f in facts)
             if limits.max_minutes is not None and available > limits.max_minutes:
                 model.add(minutes <= limits.max_minutes)
@@ -140,11 +141,11 @@ class Totals:
                 else:
                     model.add(minutes >= limits.min_minutes).only_enforce_if(guard)
             if limits.max_shifts is not None and len(chosen) > limits.max_shifts:
-                model.add(sum(chosen) <= limits.max_shifts)
+                model.add(cp_model.LinearExpr.sum(chosen) <= limits.max_shifts)
             for kind, cap in limits.max_shifts_by_kind.items():
                 of_kind = [x for f, x in zip(facts, chosen, strict=True) if f.kind == kind]
                 if len(of_kind) > cap:
-                    model.add(sum(of_kind) <= cap)
+                    model.add(cp_model.LinearExpr.sum(of_kind) <= cap)
             weekly = limits.max_minutes_per_week
             if weekly is not None:
                 weeks: dict[int, list[tuple[int, cp_model.IntVar]]] = defaultdict(list)
@@ -159,12 +160,15 @@ class ConsecutiveDays:
     """Most consecutive working days: every window of max+1 days has a day off."""
 
     def apply(self, model: cp_model.CpModel, variables: Variables) -> None:
-        days = variables.index.days
-        for v, volunteer in enumerate(variables.index.problem.volunteers):
+        index = variables.index
+        for v, volunteer in enumerate(index.problem.volunteers):
             most = volunteer.limits.max_consecutive_days
             if most is None or not variables.shifts_of[v]:
                 continue
-            for first in range(0, days - most):
+            # Calendar days, including any a shift starts on beyond the horizon's ends.
+            shift_days = [index.shifts[s].day for s in variables.shifts_of[v]]
+            low, high = min([0, *shift_days]), max([index.days - 1, *shift_days])
+            for first in range(low, high - most + 1):
                 window = [variables.works(v, d) for d in range(first, first + most + 1)]
                 worked = [w for w in window if w is not None]
                 if len(worked) > most:
@@ -235,7 +239,9 @@ class Weekends:
     def apply(self, model: cp_model.CpModel, variables: Variables) -> None:
         index = variables.index
         weekend_days: dict[int, list[int]] = defaultdict(list)
-        for day in range(index.days):
+        # Every day a shift starts on counts, also beyond the horizon's ends.
+        shift_days = [f.day for f in index.shifts]
+        for day in range(min([0, *shift_days]), max([index.days - 1, *shift_days]) + 1):
             date = index.problem.horizon_start.toordinal() + day
             weekday = (date - 1) % 7  # ordinal 1 (0001-01-01) was a Monday
             if weekday in index.problem.rules.weekend_days:

@@ -34,6 +34,7 @@ class Variables:
     explain: bool = False
     _works: dict[tuple[int, int], cp_model.IntVar | None] = field(default_factory=dict)
     _weekend: dict[tuple[int, int], cp_model.IntVar | None] = field(default_factory=dict)
+    _by_day: dict[int, dict[int, list[int]]] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -62,12 +63,18 @@ class Variables:
             by_day[self.index.shifts[s].day].append(s)
         return by_day
 
+    def _day_shifts(self, volunteer: int) -> dict[int, list[int]]:
+        found = self._by_day.get(volunteer)
+        if found is None:
+            found = self._by_day[volunteer] = self.day_shifts(volunteer)
+        return found
+
     def works(self, volunteer: int, day: int) -> cp_model.IntVar | None:
         """True exactly when the volunteer starts a shift on the day; None if they cannot."""
         key = (volunteer, day)
         if key in self._works:
             return self._works[key]
-        shifts = [s for s in self.shifts_of[volunteer] if self.index.shifts[s].day == day]
+        shifts = self._day_shifts(volunteer).get(day, [])
         literal: cp_model.IntVar | None = None
         if len(shifts) == 1:
             literal = self.assign[(volunteer, shifts[0])]

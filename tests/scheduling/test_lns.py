@@ -1,0 +1,135 @@
+"""The large-neighbourhood search, the part flow around it, and the incremental roster's rule
+tests that the greedy and the LNS rely on."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import pytest
+
+from scheduling import part
+from scheduling.checker import check
+from scheduling.eligibility import eligible_positions
+from scheduling.greedy import greedy_result
+from scheduling.lns import fix, improve
+from scheduling.model.build import build_model
+from scheduling.model.data import ProblemIndex
+from scheduling.model.roster import Roster
+from scheduling.problem import Limits, Pair, Problem, Request, Rules, Volunteer
+
+
+def month_problem(kit: Any, people: int = 6, days: int = 14, seed: int = 0) -> Problem:
+    """A small nurse-rostering month: cover per day and kind, requests, stretch rules."""
+    rng = random.Random(seed)
+    shifts = [
+        kit.shift(f"d{d}{kind}", d, hour, 8, kind=kind, required=rng.randint(1, 2))
+        for d in range(days)
+        for kind, hour in (("e", 6), ("l", 14))
+    ]
+    volunteers = [
+        Volunteer(
+            f"v{i}",
+            limits=Limits(
+                max_consecutive_days=4, min_consecutive_days=2, min_consecutive_days_off=2
+            ),
+            requests=tuple(
+                Request(f"d{rng.randrange(days)}{rng.choice('el')}", rng.random() < 0.5, 3)
+                for _ in range(3)
+            ),
+        )
+        for i in range(people)
+    ]
+    return kit.problem(
+        volunteers,
+        shifts,
+        days=days,
+        rules=Rules(one_shift_per_day=True, forbidden_successions=(("l", "e"),)),
+    )
+
+
+def test_improve_never_worsens_and_reports_the_roster_it_returns(kit: Any) -> None:
+    problem = month_problem(kit)
+    index = ProblemIndex.build(problem)
+    eligible = eligible_positions(problem)
+    rm = build_model(index, eligible)
+    # Start from the empty roster: valid, since no minimum can force anyone to work.
+    values = {literal.index: 0 for literal in rm.variables.assign.values()}
+    empty = check(problem, []).objective
+    result = improve(rm, values, empty, time.monotonic() + 2.0, seed=1, workers=1)
+    assert result.rounds > 0 and result.objective < empty
+    chosen = [
+        Pair(problem.volunteers[v].id, problem.shifts[s].id)
+        for (v, s), literal in rm.variables.assign.items()
+        if result.values[literal.index]
+    ]
+    report = check(problem, chosen)
+    assert report.ok, report.violations
+    assert report.objective == result.objective
+
+
+def test_hint_objective_is_the_model_objective_of_the_fixed_roster(kit: Any) -> None:
+    from ortools.sat.python import cp_model
+
+    problem = month_problem(kit, seed=3)
+    index = ProblemIndex.build(problem)
+    eligible = eligible_positions(problem)
+    rm = build_model(index, eligible)
+    start = greedy_result(problem, eligible).assignments
+    values, objective = part._hint_values(rm, start)
+    fixed = rm.model.clone()
+    for var_index, value in values.items():
+        fix(fixed, var_index, value)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    status = solver.solve(fixed)
+    if status == cp_model.INFEASIBLE:
+        pytest.fail("the greedy start breaks a model rule")
+    assert round(solver.objective_value) == objective == check(problem, start).objective
+
+
+def test_large_part_without_a_valid_start_is_not_modelled_whole(
+    kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part too big to model gave up only after building the whole model (about 150 s on
+    Curtois Instance24 for a 10 s limit); it must return at once instead."""
+    problem = month_problem(kit)
+    eligible = eligible_positions(problem)
+    monkeypatch.setattr(part, "LARGE_PART", 1)
+    monkeypatch.setattr(part, "sequential_roster", lambda *args, **kwargs: None)
+
+    def no_build(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the whole model was built")
+
+    monkeypatch.setattr(part, "build_model", no_build)
+    task = part.PartTask(0, problem, eligible, (), False, 2.0, 1, 0, True)
+    assert part.solve_part(task).status == "unknown"
+
+
+def test_roster_sees_a_long_shift_of_an_earlier_day(kit: Any) -> None:
+    shifts = [kit.shift("long", 0, 8, 60), kit.shift("later", 2, 10, 4), kit.shift("free", 4)]
+    problem = kit.problem([Volunteer("a")], shifts)
+    roster = Roster(ProblemIndex.build(problem))
+    roster.assign(0, 0)
+    assert not roster.can_take(0, 1)  # starts while the 60 h shift still runs
+    assert roster.can_take(0, 2)
+
+
+def test_roster_forbidden_succession_both_ways(kit: Any) -> None:
+    shifts = [
+        kit.shift("n0", 0, 22, 8, kind="night"),
+        kit.shift("e1", 1, 10, 4, kind="early"),
+        kit.shift("n1", 1, 22, 8, kind="night"),
+        kit.shift("e2", 2, 12, 4, kind="early"),
+    ]
+    problem = kit.problem(
+        [Volunteer("a")], shifts, rules=Rules(forbidden_successions=(("night", "early"),))
+    )
+    roster = Roster(ProblemIndex.build(problem))
+    roster.assign(0, 0)
+    assert not roster.can_take(0, 1)
+    roster.unassign(0, 0)
+    roster.assign(0, 3)  # early on day 2: a night on day 1 may not precede it
+    assert not roster.can_take(0, 2)
+    assert roster.can_take(0, 0)
