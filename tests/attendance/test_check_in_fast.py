@@ -209,3 +209,47 @@ def test_a_valid_token_of_another_shape_still_works_through_the_full_path(
     response = tap(client, {"Authorization": f"Bearer {token}"}, assignment)
     assert response.status_code == 201, response.get_json()
     assert all(outcome is None for outcome in outcomes)
+
+
+@pytest.mark.parametrize(
+    ("metres", "starts_in", "late_by", "status"),
+    [
+        (99.8, timedelta(minutes=-10), None, 201),  # just inside the fence
+        (100.2, timedelta(minutes=-10), None, 422),  # just outside it
+        (0.0, timedelta(minutes=29, seconds=50), None, 201),  # window just open
+        (0.0, timedelta(minutes=30, seconds=10), None, 422),  # not yet open
+        (0.0, timedelta(minutes=-10), timedelta(minutes=5), 201),  # offline, within the shift
+        (0.0, timedelta(minutes=-3), timedelta(minutes=5), 201),  # offline, 2 min before start
+        (0.0, timedelta(minutes=40), timedelta(minutes=11), 422),  # offline, before opening
+    ],
+)
+def test_fence_and_window_edges_agree_with_the_full_path(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    outcomes: list[Any],
+    metres: float,
+    starts_in: timedelta,
+    late_by: timedelta | None,
+    status: int,
+) -> None:
+    """The fast path decides the plain case in SQL; at each edge it must take exactly the taps
+    the full path takes (and leave the rest to it, which refuses them)."""
+    from tests.attendance.conftest import POST_LAT, POST_LON
+
+    volunteer = factory.create_member()
+    post = world.post(radius_m=100)
+    assignment = world.assignment(volunteer, post_id=post, starts_at=utcnow() + starts_in)
+    lat = POST_LAT + metres / 111_195
+    assert abs(attendance.distance_m(lat, POST_LON, POST_LAT, POST_LON) - metres) < 0.05
+    when = (utcnow() - late_by).isoformat() if late_by else None
+    response = tap(
+        client, factory.headers(volunteer), assignment, lat=lat, accuracy_m=0, client_time=when
+    )
+    assert response.status_code == status, response.get_json()
+    if is_postgresql(app):
+        taken = [o.status for o in outcomes if o is not None]
+        assert taken == ([201] if status == 201 else [])
+    if status == 201:
+        assert response.get_json()["synced_late"] is (late_by is not None)

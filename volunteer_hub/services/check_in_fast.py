@@ -1,30 +1,28 @@
-"""The check-in's fast path on PostgreSQL: an ordinary tap in two statements.
+"""The check-in's fast path on PostgreSQL: an ordinary tap in one statement.
 
 Most check-ins are the plain case: a valid token, a well-formed body, the volunteer's own
 published or accepted assignment, inside the window and the geofence, a fresh key. For that
-case this module does, on one pooled connection in autocommit mode:
+case this module sends one statement (`_TAP`) on a pooled connection in autocommit mode. It
+reads the caller (status, token version, whether the token's family was revoked), the
+assignment with its post, any attendance and any stored response for the Idempotency-Key;
+decides the plain case in SQL (the same comparisons as `services.attendance`, the geofence
+with a micrometre to spare); locks the assignment, checking under the lock that it has not
+changed since; and inserts the attendance, its audit row and the idempotency record. One
+statement is atomic, and it is committed (synchronous_commit as configured, so durable)
+before the 201 is sent.
 
-1. one SELECT reading the caller (status, token version, whether the token's family was
-   revoked), the assignment with its post, any attendance, and any stored response for the
-   Idempotency-Key;
-2. one INSERT with CTEs that locks the assignment (re-checking under the lock that it is still
-   the caller's, still checkable and still has the times the window was judged on), inserts
-   the attendance, its audit row and the idempotency record. A single statement is atomic and
-   is committed (synchronous_commit as configured, so durable) before the 200/201 is sent.
-
-Everything else returns None so the caller runs the full path (`services.attendance`), which
-gives every refusal its usual problem document: a missing or bad token, a body marshmallow
-would refuse, a revoked family or changed password, someone else's assignment, an existing
-attendance, a no-show arrival, a tap outside the window or the geofence, a key used for
-another request, and a race lost to a concurrent tap (a unique violation: the full path then
-finds the winner and replays it). The fast path never writes anything it then abandons: its
-only write is the one statement, which either commits whole or not at all.
-
-A request that repeats a stored key for the same body is answered here from the stored
-response (200, Idempotent-Replayed), as the full path would.
+When the statement inserted nothing, the row it read says whether this is a repeat of a
+stored key with the same body (answered here, 200 and Idempotent-Replayed, as the full path
+would). Everything else returns None and the caller runs the full path (`services.attendance`),
+which gives every refusal its usual problem document: a missing or bad token, a body
+marshmallow would refuse, a revoked family or changed password, someone else's assignment, an
+existing attendance, a no-show arrival, a tap outside the window or the geofence, a key used
+for another request, and a race lost to a concurrent tap (a unique violation: the full path
+then finds the winner and replays it). The fast path never writes anything it then abandons:
+its only write is the one statement, which either commits whole or not at all.
 
 Replaces, on PostgreSQL, 7 round trips (BEGIN, the token check, the locked read, three ORM
-INSERTs, COMMIT) and the ORM's flush machinery with 2 round trips.
+INSERTs, COMMIT) and the ORM's flush machinery with 1 round trip.
 """
 
 from __future__ import annotations
@@ -43,7 +41,6 @@ from typing import Any
 
 import psycopg
 from flask import current_app, request
-from flask_jwt_extended.config import config as jwt_config
 from marshmallow import ValidationError
 from psycopg.types.json import Jsonb
 
@@ -56,34 +53,50 @@ from volunteer_hub.services import attendance, idempotency
 
 log = logging.getLogger(__name__)
 
-_FIELDS = FixArgs().fields
-_KEYS = frozenset(_FIELDS)
+_KEYS = frozenset(FixArgs().fields)
+_CLIENT_TIME = FixArgs().fields["client_time"]
 _CHECKABLE = ("published", "accepted")
 
-_LOAD = """
-SELECT m.status, m.token_version,
-       EXISTS (SELECT 1 FROM refresh_token r
-               WHERE r.family = %(family)s AND r.revoked_at IS NOT NULL),
-       a.member_id, a.status, a.starts_at, a.ends_at,
-       p.lat, p.lon, p.radius_m,
-       att.id,
-       ir.endpoint, ir.request_hash, ir.response
-FROM member m
-LEFT JOIN assignment a ON a.id = %(assignment)s
-LEFT JOIN shift s ON s.id = a.shift_id
-LEFT JOIN post p ON p.id = s.post_id
-LEFT JOIN attendance att ON att.assignment_id = a.id
-LEFT JOIN idempotency_record ir ON ir.member_id = m.id AND ir.key = %(key)s
-WHERE m.id = %(member)s
-"""
-
-_INSERT = """
-WITH a AS (
-    SELECT id FROM assignment
-    WHERE id = %(assignment)s AND member_id = %(member)s
-      AND status IN ('published', 'accepted')
-      AND starts_at = %(starts_at)s AND ends_at = %(ends_at)s
-    FOR UPDATE
+# One statement: `ctx` reads everything the decision needs; `go` is the whole decision of the
+# Python rules for the plain case (signed in, fresh key, own checkable assignment, no
+# attendance, inside the window and - with a micrometre to spare, so floating-point noise can
+# never admit a tap Python would refuse - inside the geofence); `a` locks the assignment and
+# checks again under the lock that it has not changed since `ctx` read it; then the three
+# INSERTs. The SELECT returns what was read (for a replay) and the new attendance id, if any.
+_TAP = """
+WITH ctx AS (
+    SELECT m.status AS member_status, m.token_version,
+           EXISTS (SELECT 1 FROM refresh_token r
+                   WHERE r.family = %(family)s AND r.revoked_at IS NOT NULL) AS revoked,
+           a.member_id AS owner, a.status, a.starts_at, a.ends_at,
+           p.lat, p.lon, p.radius_m,
+           att.id AS attendance_id,
+           ir.endpoint, ir.request_hash, ir.response
+    FROM member m
+    LEFT JOIN assignment a ON a.id = %(assignment)s
+    LEFT JOIN shift s ON s.id = a.shift_id
+    LEFT JOIN post p ON p.id = s.post_id
+    LEFT JOIN attendance att ON att.assignment_id = a.id
+    LEFT JOIN idempotency_record ir ON ir.member_id = m.id AND ir.key = %(key)s
+    WHERE m.id = %(member)s
+), go AS (
+    SELECT starts_at, ends_at FROM ctx
+    WHERE member_status = 'active' AND NOT revoked
+      AND (%(tv)s::integer IS NULL OR token_version = %(tv)s::integer)
+      AND endpoint IS NULL AND attendance_id IS NULL
+      AND owner = %(member)s AND status IN ('published', 'accepted')
+      AND starts_at - %(opens_before)s::interval <= %(at)s AND %(at)s <= ends_at
+      AND 2 * 6371008.8 * asin(least(1.0, sqrt(
+              power(sin((radians(lat) - radians(%(lat)s)) / 2), 2)
+              + cos(radians(%(lat)s)) * cos(radians(lat))
+                * power(sin(radians(lon - %(lon)s) / 2), 2)
+          ))) - %(credit)s <= radius_m - 0.000001
+), a AS (
+    SELECT assignment.id FROM assignment, go
+    WHERE assignment.id = %(assignment)s AND assignment.member_id = %(member)s
+      AND assignment.status IN ('published', 'accepted')
+      AND assignment.starts_at = go.starts_at AND assignment.ends_at = go.ends_at
+    FOR UPDATE OF assignment
 ), att AS (
     INSERT INTO attendance (
         assignment_id, member_id, check_in_at, check_in_lat, check_in_lon,
@@ -98,13 +111,17 @@ WITH a AS (
     SELECT %(member)s, 'attendance.check_in', 'attendance', att.id, 'null'::jsonb,
            'null'::jsonb, %(now)s
     FROM att
+), record AS (
+    INSERT INTO idempotency_record (
+        member_id, key, endpoint, request_hash, status_code, response, created_at)
+    SELECT %(member)s, %(key)s, %(endpoint)s, %(hash)s, 201,
+           jsonb_set(%(body)s, '{id}', to_jsonb(att.id)), %(now)s
+    FROM att
+    RETURNING (response ->> 'id')::integer AS id
 )
-INSERT INTO idempotency_record (
-    member_id, key, endpoint, request_hash, status_code, response, created_at)
-SELECT %(member)s, %(key)s, %(endpoint)s, %(hash)s, 201,
-       jsonb_set(%(body)s, '{id}', to_jsonb(att.id)), %(now)s
-FROM att
-RETURNING (response ->> 'id')::integer
+SELECT member_status, token_version, revoked, endpoint, request_hash, response,
+       (SELECT id FROM record)
+FROM ctx
 """
 
 
@@ -128,20 +145,23 @@ def _claims() -> Mapping[str, Any] | None:
     A token this check accepts, PyJWT accepts too; a token it refuses may still be fine, and
     the full path decides.
     """
+    config = current_app.config
+    secret = config.get("JWT_SECRET_KEY")
     if (
-        jwt_config.algorithm != "HS256"
-        or list(jwt_config.decode_algorithms) != ["HS256"]
-        or jwt_config.decode_audience is not None
-        or jwt_config.decode_issuer is not None
-        or "headers" not in jwt_config.token_location
-        or jwt_config.header_name != "Authorization"
-        or jwt_config.header_type != "Bearer"
-        or jwt_config.identity_claim_key != "sub"
+        config.get("JWT_ALGORITHM") != "HS256"
+        or config.get("JWT_DECODE_ALGORITHMS") not in (None, ["HS256"], ("HS256",))
+        or config.get("JWT_DECODE_AUDIENCE") is not None
+        or config.get("JWT_DECODE_ISSUER") is not None
+        or "headers" not in config.get("JWT_TOKEN_LOCATION", ())
+        or config.get("JWT_HEADER_NAME") != "Authorization"
+        or config.get("JWT_HEADER_TYPE") != "Bearer"
+        or config.get("JWT_IDENTITY_CLAIM") != "sub"
+        or not isinstance(secret, str)
+        or not secret
     ):
         return None
-    secret = jwt_config.decode_key
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer ") or not isinstance(secret, str) or not secret:
+    if not header.startswith("Bearer "):
         return None
     parts = header[7:].split(".")
     if len(parts) != 3 or not all(_SEGMENT.fullmatch(part) for part in parts):
@@ -164,7 +184,7 @@ def _claims() -> Mapping[str, Any] | None:
         return None
     if any(name in claims and type(claims[name]) is not int for name in ("exp", "nbf", "iat")):
         return None  # PyJWT truncates other numbers; let it judge them
-    leeway = jwt_config.leeway
+    leeway = config.get("JWT_DECODE_LEEWAY", 0)
     margin = leeway.total_seconds() if isinstance(leeway, timedelta) else float(leeway)
     now = time.time()
     if "exp" in claims and claims["exp"] <= now - margin:
@@ -174,24 +194,44 @@ def _claims() -> Mapping[str, Any] | None:
     return claims
 
 
+def _number(value: Any, low: float, high: float) -> float | None:
+    """What FixArgs' Number fields load (a JSON number, not a boolean, finite, within the
+    range, as a float), or None when they would refuse it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    if not (math.isfinite(number) and low <= number <= high):
+        return None
+    return number
+
+
 def _fix() -> attendance.Fix | None:
-    """The body as FixArgs would load it (the same fields, so the same values and the same
-    request fingerprint), or None when FixArgs might refuse it."""
+    """The body as FixArgs would load it (the same values, so the same request fingerprint),
+    or None when FixArgs might refuse it. `client_time` is loaded by FixArgs' own field."""
     if not request.is_json:
         return None
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not body.keys() <= _KEYS or not {"lat", "lon"} <= body.keys():
+    if not isinstance(body, dict) or not body.keys() <= _KEYS:
         return None
-    values: dict[str, Any] = {"accuracy_m": None, "client_time": None}
-    try:
-        for name, raw in body.items():
-            values[name] = None if raw is None else _FIELDS[name].deserialize(raw)
-    except (ValidationError, ValueError, TypeError, OverflowError):
+    lat = _number(body.get("lat"), -90, 90)
+    lon = _number(body.get("lon"), -180, 180)
+    if lat is None or lon is None:
         return None
-    lat, lon = values["lat"], values["lon"]
-    if lat is None or lon is None or not (math.isfinite(lat) and math.isfinite(lon)):
-        return None
-    return attendance.Fix(lat, lon, values["accuracy_m"], values["client_time"])
+    accuracy = body.get("accuracy_m")
+    if accuracy is not None:
+        accuracy = _number(accuracy, 0, 100_000)
+        if accuracy is None:
+            return None
+    client_time = body.get("client_time")
+    if client_time is not None:
+        try:
+            client_time = _CLIENT_TIME.deserialize(client_time)
+        except (ValidationError, ValueError, TypeError, OverflowError):
+            return None
+    return attendance.Fix(lat, lon, accuracy, client_time)
 
 
 def check_in(assignment_id: int) -> idempotency.Outcome | None:
@@ -254,75 +294,52 @@ def _check_in(
     key: str,
     fix: attendance.Fix,
 ) -> idempotency.Outcome | None:
-    endpoint = f"check-in:{assignment_id}"
-    row = conn.execute(
-        _LOAD, {"member": member_id, "assignment": assignment_id, "key": key, "family": family}
-    ).fetchone()
-    if row is None:
-        return None
-    (
-        member_status,
-        current_version,
-        revoked,
-        owner,
-        status,
-        starts_at,
-        ends_at,
-        post_lat,
-        post_lon,
-        radius_m,
-        attendance_id,
-        stored_endpoint,
-        stored_hash,
-        stored_response,
-    ) = row
-    if member_status != "active" or revoked:
-        return None
-    if token_version is not None and token_version != current_version:
-        return None
-    fingerprint = idempotency.request_hash(endpoint, fix.payload())
-    if stored_endpoint is not None:
-        if stored_endpoint != endpoint or stored_hash != fingerprint:
-            return None
-        return idempotency.Outcome(status=200, body=dict(stored_response), replayed=True)
-    if owner != member_id or attendance_id is not None or status not in _CHECKABLE:
-        return None
+    if token_version is not None and type(token_version) is not int:
+        return None  # the full path compares it as it is; SQL would cast it
     now = utcnow()
     rules = attendance.Rules.from_config(current_app.config)
     try:
         at, late = attendance.tap_time(fix.client_time, now, rules)
     except DomainError:
         return None
-    if not starts_at - rules.opens_before <= at <= ends_at:
-        return None
-    credit = min(max(fix.accuracy_m or 0.0, 0.0), rules.accuracy_cap_m)
-    if attendance.distance_m(fix.lat, fix.lon, post_lat, post_lon) - credit > radius_m:
-        return None
+    endpoint = f"check-in:{assignment_id}"
+    fingerprint = idempotency.request_hash(endpoint, fix.payload())
     body = _view(assignment_id, member_id, at, fix, late)
-    inserted = conn.execute(
-        _INSERT,
+    row = conn.execute(
+        _TAP,
         {
-            "assignment": assignment_id,
             "member": member_id,
-            "starts_at": starts_at,
-            "ends_at": ends_at,
+            "assignment": assignment_id,
+            "key": key,
+            "family": family,
+            "tv": token_version,
+            "opens_before": rules.opens_before,
             "at": at,
             "lat": fix.lat,
             "lon": fix.lon,
+            "credit": min(max(fix.accuracy_m or 0.0, 0.0), rules.accuracy_cap_m),
             "accuracy": fix.accuracy_m,
             "client_time": fix.client_time,
             "now": now,
             "late": late,
-            "key": key,
             "endpoint": endpoint,
             "hash": fingerprint,
             "body": Jsonb(body),
         },
     ).fetchone()
-    if inserted is None:
-        return None  # the assignment changed since it was read: judge it again in full
-    body["id"] = inserted[0]
-    return idempotency.Outcome(status=201, body=body, replayed=False)
+    if row is None:
+        return None  # no such member: the full path refuses the token
+    member_status, current_version, revoked, stored_endpoint, stored_hash, stored, new_id = row
+    if new_id is not None:
+        body["id"] = new_id
+        return idempotency.Outcome(status=201, body=body, replayed=False)
+    if member_status != "active" or revoked:
+        return None
+    if token_version is not None and token_version != current_version:
+        return None
+    if stored_endpoint == endpoint and stored_hash == fingerprint:
+        return idempotency.Outcome(status=200, body=dict(stored), replayed=True)
+    return None  # refused, or not the plain case: the full path judges and explains
 
 
 def _view(
