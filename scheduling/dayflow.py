@@ -33,6 +33,10 @@ FAR_PAST = -(1 << 40)
 FAR_FUTURE = 1 << 40
 
 
+# Sweeps without a better roster before the search changes tack or stops.
+PATIENCE = 3
+
+
 def applies(problem: Problem) -> bool:
     """Whether the day-by-day search keeps every hard rule of this problem."""
     if not problem.rules.one_shift_per_day:
@@ -444,30 +448,35 @@ def sweep_days(
     deadline: float,
     on_sweep: Callable[[int, tuple[Pair, ...]], None] | None = None,
 ) -> tuple[tuple[Pair, ...], int, int]:
-    """`day_by_day` on a search already built and loaded."""
-    solved, sweep, per_day = 0, 0, 0.0
+    """`day_by_day` on a search already built and loaded.
+
+    A day's flow may return another assignment of the same cost each time (ties), so sweeps
+    stop when `PATIENCE` sweeps in a row have not lowered the roster's true cost, first without
+    budget prices and then with them; the best roster seen is returned.
+    """
+    solved, sweep, per_day, stale = 0, 0, 0.0, 0
     best: tuple[int, np.ndarray] | None = None
     while True:
         sweep += 1
-        changed = False
         for day in range(search.days):
             if solved and time.monotonic() + per_day > deadline:
                 return _best(search, best), solved, sweep
             began = time.monotonic()
-            before = search.assigned[:, day].copy()
             search.solve_day(day)
             per_day = max(per_day * 0.5, time.monotonic() - began)
             solved += 1
-            changed |= not np.array_equal(before, search.assigned[:, day])
         pairs = search.pairs_now()
         if on_sweep is not None:
             on_sweep(sweep, pairs)
-        if not changed or search.pricing:
-            cost = sum(score(search.index, pairs).values())
-            if best is not None and cost >= best[0]:
+        cost = sum(score(search.index, pairs).values())
+        if best is None or cost < best[0]:
+            best, stale = (cost, search.assigned.copy()), 0
+            continue
+        stale += 1
+        if stale >= PATIENCE:
+            if search.pricing:
                 return _best(search, best), solved, sweep
-            best = (cost, search.assigned.copy())
-            search.pricing = True
+            search.pricing, stale = True, 0
 
 
 def _best(search: DayFlow, best: tuple[int, np.ndarray] | None) -> tuple[Pair, ...]:
