@@ -177,6 +177,8 @@ def solve_part(
     rm = build_model(index, task.eligible)
     if hint:
         rm.add_hint(hint)
+        if hint_valid:
+            _keep_filled(rm, hint)
     whole_share = 1.0 if not task.use_lns else 0.0 if large and hint_valid else 0.35
     status = cp_model.UNKNOWN
     bound: int | None = None
@@ -244,6 +246,38 @@ def _construct(
         if built is not None:
             return built, True
     return hint, False
+
+
+def _keep_filled(rm: RosterModel, hint: Sequence[Pair]) -> bool:
+    """Where one missing person costs far more than any one assignment can change the other
+    terms (Timefold's instances: 10^9 against at most ~5*10^5), let no roster leave more people
+    missing than the start does. It only narrows the search, never the rosters' validity, and
+    spares CP-SAT an objective whose huge cover coefficients dwarf every term it should trade."""
+    variables = rm.variables
+    problem = variables.index.problem
+    under = variables.terms["under"]
+    if not under:
+        return False
+    longest = max((f.minutes for f in variables.index.shifts), default=0)
+    other = 0
+    for part_name, terms in variables.terms.items():
+        if part_name in ("under", "over"):
+            continue
+        for coefficient, _ in terms:
+            step = coefficient * longest if part_name == "fairness" else coefficient
+            other = max(other, abs(step))
+    if min(weight for weight, _ in under) < 100 * max(1, other):
+        return False
+    taken: dict[int, int] = {}
+    for pair in set(hint):
+        s = variables.index.shift_pos[pair.shift]
+        taken[s] = taken.get(s, 0) + 1
+    missing = floors = 0
+    for s, shift in enumerate(problem.shifts):
+        missing += max(0, shift.required - taken.get(s, 0))
+        floors += max(0, shift.required - min(len(variables.people_of[s]), shift.max_people))
+    rm.model.add(cp_model.LinearExpr.sum([var for _, var in under]) <= missing - floors)
+    return True
 
 
 def _hint_values(rm: RosterModel, hint: Sequence[Pair]) -> tuple[dict[int, int], int]:

@@ -133,3 +133,21 @@ def test_roster_forbidden_succession_both_ways(kit: Any) -> None:
     roster.assign(0, 3)  # early on day 2: a night on day 1 may not precede it
     assert not roster.can_take(0, 2)
     assert roster.can_take(0, 0)
+
+
+def test_filled_places_are_kept_only_where_cover_dominates(kit: Any) -> None:
+    from scheduling.problem import Weights
+
+    shifts = [kit.shift(f"s{d}", d, 8, 8, required=1) for d in range(3)]
+    people = [Volunteer("a", requests=(Request("s0", False, 5),)), Volunteer("b")]
+    start = (Pair("a", "s0"), Pair("b", "s1"))  # s2 left empty
+    for weights, expected in ((Weights(under=10**9), True), (Weights(under=100), False)):
+        problem = kit.problem(people, shifts, weights=weights)
+        rm = build_model(ProblemIndex.build(problem), eligible_positions(problem))
+        assert part._keep_filled(rm, start) is expected
+    # With the cap the solver still fills every place it can and keeps every rule.
+    problem = kit.problem(people, shifts, weights=Weights(under=10**9))
+    task = part.PartTask(0, problem, eligible_positions(problem), start, True, 2.0, 1, 0, True)
+    result = part.solve_part(task)
+    report = check(problem, result.assignments)
+    assert report.ok and report.parts["under"] == 0 and report.parts["requests"] == 0
