@@ -253,3 +253,19 @@ def test_fence_and_window_edges_agree_with_the_full_path(
         assert taken == ([201] if status == 201 else [])
     if status == 201:
         assert response.get_json()["synced_late"] is (late_by is not None)
+
+
+def test_a_token_version_beyond_the_column_is_refused_not_a_500(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    from flask_jwt_extended import create_access_token
+
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    with app.app_context():
+        token = create_access_token(
+            identity=str(volunteer), additional_claims={"fam": "f", "tv": 2**40}
+        )
+    response = tap(client, {"Authorization": f"Bearer {token}"}, assignment)
+    assert response.status_code == 401, response.get_json()
+    assert world.rows(Attendance) == []

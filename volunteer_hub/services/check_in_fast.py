@@ -272,6 +272,11 @@ def check_in(assignment_id: int) -> idempotency.Outcome | None:
                 conn.autocommit = False
     except psycopg.IntegrityError:
         return None  # lost a race to a concurrent tap: the full path replays the winner
+    except psycopg.DataError:
+        # A value PostgreSQL cannot take as given (only a token this app did not issue could
+        # carry one): the full path judges the request and refuses it in its own words.
+        log.warning("check-in fast path: value refused by the database", exc_info=True)
+        return None
     except psycopg.Error as exc:
         if conn.broken or conn.closed:
             raw.invalidate(exc)
