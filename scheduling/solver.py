@@ -189,7 +189,9 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
         reachable,
     )
     if flow_bound is not None and solution.status == "feasible":
-        solution = replace(solution, bound=max(flow_bound, solution.bound or flow_bound))
+        bound = max(flow_bound, solution.bound or flow_bound)
+        proven = "optimal" if bound == solution.objective else "feasible"
+        solution = replace(solution, bound=bound, status=proven)
     return replace(
         solution,
         stats={
@@ -271,10 +273,12 @@ def _solve_by_days(
     solved_s = clock.elapsed()
     explain_by = clock.start + max(options.time_limit_s, clock.elapsed() + 0.5)
     shortfalls = _shortfalls(problem, assignments, eligible, explain_by, reachable)
+    objective = sum(parts.values())
     return Solution(
-        status="feasible",
+        # The flow bound is proven, so meeting it proves the roster optimal.
+        status="optimal" if bound == objective else "feasible",
         assignments=assignments,
-        objective=sum(parts.values()),
+        objective=objective,
         bound=bound,
         objective_parts=parts,
         shortfalls=shortfalls,

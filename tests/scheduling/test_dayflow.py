@@ -262,3 +262,13 @@ def test_the_flow_bound_is_tight_when_nothing_couples_the_days(kit) -> None:
     )
     pairs = _run(problem)
     assert cost_lower_bound(problem, eligible_positions(problem)) == check(problem, pairs).objective
+
+
+@pytest.mark.usefixtures("by_days_everywhere")
+def test_a_roster_meeting_the_flow_bound_is_reported_optimal(kit) -> None:
+    shifts = [kit.shift("a", 0), kit.shift("b", 1)]
+    problem = kit.problem([Volunteer("v")], shifts, rules=Rules(one_shift_per_day=True))
+    solution = solve(problem, SolveOptions(time_limit_s=5, workers=1))
+    assert solution.status == "optimal"
+    assert solution.bound == solution.objective == 0
+    assert len(solution.assignments) == 2
