@@ -19,7 +19,7 @@ Runs in a scratch database (`bench_attendance`), seeded with the demo federation
 afterwards.
 
     .venv/bin/python -m bench.attendance [--members 40000] [--entries 1000000]
-        [--clients 100] [--requests 2000] [--rate 300] [--rate-requests 1500]
+        [--clients 100] [--requests 5000] [--rate 300] [--rate-requests 1500]
         [--samples 30] [--skip-http] [--skip-reports]
         [--url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--keep]
 """
@@ -605,7 +605,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=40_000)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument(
         "--rate",
