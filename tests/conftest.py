@@ -36,6 +36,9 @@ from volunteer_hub.models import (
     Town,
 )
 
+# The fake FCM server fixtures (fake_server, service_account, fake_fcm) for every folder.
+pytest_plugins = ["tests.fake_fcm_fixtures"]
+
 TEST_PASSWORD = "correct horse 1"
 REFERENCE_TABLES = {"branch", "skill", "alembic_version"}
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])

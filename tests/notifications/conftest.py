@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,28 +12,6 @@ from notifications.fcm import FcmSender
 from notifications.messages import Push, new_message_id, shift_reminder
 
 PushFactory = Callable[..., Push]
-
-
-@pytest.fixture(scope="session")
-def fake_server() -> Iterator[FakeFcm]:
-    fake = FakeFcm(log=io.StringIO(), project_id="vh-test")
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="session")
-def service_account(fake_server: FakeFcm, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("fcm") / "service-account.json"
-    fake_server.write_service_account(path)
-    return path
-
-
-@pytest.fixture
-def fake_fcm(fake_server: FakeFcm) -> Iterator[FakeFcm]:
-    fake_server.reset()
-    yield fake_server
-    fake_server.reset()
 
 
 @pytest.fixture

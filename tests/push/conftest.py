@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -26,28 +25,6 @@ FAST_DRAIN = {
     "OUTBOX_LEASE_S": 60,
     "OUTBOX_BATCH_SIZE": 500,
 }
-
-
-@pytest.fixture(scope="session")
-def fake_server() -> Iterator[FakeFcm]:
-    fake = FakeFcm(log=io.StringIO(), project_id="vh-push-test")
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="session")
-def service_account(fake_server: FakeFcm, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("fcm") / "service-account.json"
-    fake_server.write_service_account(path)
-    return path
-
-
-@pytest.fixture
-def fake_fcm(fake_server: FakeFcm) -> Iterator[FakeFcm]:
-    fake_server.reset()
-    yield fake_server
-    fake_server.reset()
 
 
 @pytest.fixture
