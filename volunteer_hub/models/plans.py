@@ -255,6 +255,31 @@ class Assignment(Base):
     shift: Mapped[Shift] = relationship()
     member: Mapped[Member] = relationship()
 
+    @classmethod
+    def taken_over(
+        cls,
+        plan_id: int,
+        shift_id: int,
+        member_id: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        now: datetime,
+    ) -> Assignment:
+        """A published, accepted assignment for someone who takes a place over from another
+        (an accepted replacement offer, an approved swap): nothing left to answer."""
+        return cls(
+            plan_id=plan_id,
+            shift_id=shift_id,
+            member_id=member_id,
+            status=AssignmentStatus.ACCEPTED,
+            source=AssignmentSource.OFFER,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            pending_removal=False,
+            published_at=now,
+            responded_at=now,
+        )
+
 
 class SlotOffer(Base):
     """A freed slot offered to a ranked replacement; the first to accept takes it."""

@@ -26,7 +26,6 @@ from volunteer_hub.models.members import Leave, MemberStatus
 from volunteer_hub.models.plans import (
     ACTIVE_STATUSES,
     Assignment,
-    AssignmentSource,
     AssignmentStatus,
     Plan,
     Shift,
@@ -404,17 +403,8 @@ def take_offer(
     if overlapping_active(session, member_id, shift.starts_at, shift.ends_at):
         raise Conflict("You are already on an overlapping shift.")
     now = utcnow()
-    assignment = Assignment(
-        plan_id=shift.plan_id,
-        shift_id=shift.id,
-        member_id=member_id,
-        status=AssignmentStatus.ACCEPTED,
-        source=AssignmentSource.OFFER,
-        starts_at=shift.starts_at,
-        ends_at=shift.ends_at,
-        pending_removal=False,
-        published_at=now,
-        responded_at=now,
+    assignment = Assignment.taken_over(
+        shift.plan_id, shift.id, member_id, shift.starts_at, shift.ends_at, now
     )
     session.add(assignment)
     session.flush()

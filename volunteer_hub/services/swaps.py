@@ -40,7 +40,6 @@ from volunteer_hub.models.members import MemberStatus
 from volunteer_hub.models.plans import (
     ACTIVE_STATUSES,
     Assignment,
-    AssignmentSource,
     AssignmentStatus,
     Plan,
     Shift,
@@ -495,19 +494,15 @@ def _make(
     moves = [(given, swap.target_id)] + ([(taken, swap.requester_id)] if taken else [])
     created = []
     for assignment, member_id in moves:
+        # The times as published: a moved shift is still told by the next publish.
         created.append(
-            Assignment(
-                plan_id=assignment.plan_id,
-                shift_id=assignment.shift_id,
-                member_id=member_id,
-                status=AssignmentStatus.ACCEPTED,
-                source=AssignmentSource.OFFER,
-                # The times as published: a moved shift is still told by the next publish.
-                starts_at=assignment.starts_at,
-                ends_at=assignment.ends_at,
-                pending_removal=False,
-                published_at=now,
-                responded_at=now,
+            Assignment.taken_over(
+                assignment.plan_id,
+                assignment.shift_id,
+                member_id,
+                assignment.starts_at,
+                assignment.ends_at,
+                now,
             )
         )
     session.add_all(created)
