@@ -20,7 +20,7 @@ from scheduling.model.data import ProblemIndex
 from scheduling.problem import Pair, Problem, Shift, Volunteer
 
 # Longest time one round's re-solve may take, and how many variables the first rounds free.
-ROUND_S = 1.0
+ROUND_S = 0.4
 FIRST_FREE = 400
 
 
