@@ -716,3 +716,21 @@ def test_skill_expiring_today_still_counts_and_yesterday_does_not(
     assert [c.member_id for c in ranked(app, **_scene_args(factory, now))] == [today_member]
     tomorrow = datetime.combine(now.date() + timedelta(days=1), now.timetz())
     assert ranked(app, **_scene_args(factory, tomorrow)) == []
+
+
+def test_a_dead_connection_rolls_back_without_a_second_error() -> None:
+    """The snapshot's transaction hook must not read a connection that died (a database
+    restart): rolling back is what the error handler and the worker do next, and an error
+    from the hook would replace the real one."""
+    import sqlalchemy as sa
+
+    import volunteer_hub.services.dispatch  # noqa: F401  (installs the hook on every Engine)
+
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        conn.execute(sa.text("SELECT 1"))
+        conn.invalidate()
+        transaction.rollback()
+        assert conn.invalidated
+    engine.dispose()

@@ -385,6 +385,10 @@ def _after_cursor_execute(
 
 
 def _on_transaction_end(conn: Any) -> None:
+    if conn.invalidated:
+        # The connection died (a database restart): its transaction is gone with it, and
+        # reading `info` would raise over the error that is being handled.
+        return
     if conn.info.pop(_DIRTY, False):
         _bump(conn.engine)
 
