@@ -246,14 +246,17 @@ def sequential_roster(
     workers: int = 2,
     hard_deadline: float | None = None,
     frugal: bool = False,
+    hint: Sequence[Pair] = (),
 ) -> tuple[Pair, ...] | None:
     """A roster that keeps every hard rule, built one volunteer at a time.
 
     Every hard rule except capacity concerns one volunteer, and cover is soft, so a volunteer's
     schedule can be chosen alone against what the others left: each step is a tiny CP-SAT model
     (one volunteer, the shifts with room left, requirements reduced by those already staffed).
-    Most-constrained volunteers go first. Returns None if a volunteer has no valid schedule (the
-    ones before took the room they needed; try `frugal`) or time runs out.
+    Most-constrained volunteers go first; `hint` (say, a greedy roster that breaks a minimum
+    rule) seeds each person's search with their schedule in it. Returns None if a volunteer has
+    no valid schedule (the ones before took the room they needed; try `frugal`) or time runs
+    out.
     """
     by_volunteer: list[list[int]] = [[] for _ in problem.volunteers]
     for s, people in enumerate(eligible):
@@ -267,6 +270,9 @@ def sequential_roster(
         return (-need / reachable, v)
 
     staff: list[list[Volunteer]] = [[] for _ in problem.shifts]
+    hinted: dict[str, list[Pair]] = {}
+    for pair in hint:
+        hinted.setdefault(pair.volunteer, []).append(pair)
     pinned = {(p.volunteer, p.shift) for p in problem.pinned}
     chosen: list[Pair] = []
     order = sorted(range(len(problem.volunteers)), key=tightness)
@@ -298,6 +304,9 @@ def sequential_roster(
             ),
         )
         rm = build_model(ProblemIndex.build(single), [[0]] * len(shifts))
+        own = [p for p in hinted.get(volunteer.id, ()) if p.shift in ids]
+        if own:
+            rm.add_hint(own)
         solver = cp_model.CpSolver()
         share = remaining / max(1, len(order) - step)
         # Past the soft deadline each person gets only a quick look at the objective.

@@ -246,6 +246,7 @@ def _construct(
             max(2, task.workers),
             hard_deadline=clock.start + task.time_limit_s * 0.9,
             frugal=frugal,
+            hint=hint,
         )
         if built is not None:
             return built, True

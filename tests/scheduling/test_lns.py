@@ -151,3 +151,14 @@ def test_filled_places_are_kept_only_where_cover_dominates(kit: Any) -> None:
     result = part.solve_part(task)
     report = check(problem, result.assignments)
     assert report.ok and report.parts["under"] == 0 and report.parts["requests"] == 0
+
+
+def test_volunteer_by_volunteer_build_with_a_hint_keeps_every_rule(kit: Any) -> None:
+    from scheduling.lns import sequential_roster
+
+    problem = month_problem(kit, seed=5)
+    eligible = eligible_positions(problem)
+    start = greedy_result(problem, eligible).assignments
+    built = sequential_roster(problem, eligible, time.monotonic() + 10, workers=1, hint=start)
+    assert built is not None
+    assert check(problem, built).ok
