@@ -32,7 +32,7 @@ CANDIDATES_PER_PERSON = 6
 # relaxation (which also proves a bound); above it that flow takes longer than it gains.
 WEEK_FLOW_PAIRS = 6_000_000
 # Share of the limit the day-by-day start may take before CP-SAT (it usually needs far less).
-DAY_FLOW_SHARE = 0.6
+DAY_FLOW_SHARE = 0.85
 # Time kept for explaining shortfalls: a rough cost per short shift and per volunteer (measured
 # at 40,000 volunteers: about 0.6 ms a shortfall and 1 s of set-up), at most a share of the limit.
 EXPLAIN_S_PER_SHORTFALL = 8e-4
