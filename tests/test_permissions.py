@@ -139,6 +139,12 @@ CASES: list[tuple[str, str, Any, dict[str, int]]] = [
         lambda w: {"phone": w.target_phone, "password": "not the password"},
         expect(401),
     ),
+    (
+        "POST",
+        "/auth/activate",
+        lambda w: {"phone": w.target_phone, "code": "00000000", "password": "a new password"},
+        expect(401),
+    ),
     # An access token where a refresh token belongs is refused like no token.
     ("POST", "/auth/refresh", None, expect(401)),
     ("POST", "/auth/logout", None, expect(204)),
@@ -166,6 +172,7 @@ CASES: list[tuple[str, str, Any, dict[str, int]]] = [
         expect(200, volunteer=404, coordinator_other=404, grid_worker=404),
     ),
     ("PATCH", "/members/{target}", {"name": "改个名字"}, expect(200, **MANAGE)),
+    ("POST", "/members/{target}/sign-in-code", None, expect(201, **MANAGE)),
     ("POST", "/members/{target}/suspend", {"reason": "测试"}, expect(200, **MANAGE)),
     (
         "POST",

@@ -50,6 +50,7 @@ FEATURE_PREFIXES = (
     "PLAN_",
     "REMINDER_",
     "REPLACEMENT_",
+    "SIGN_IN_CODE_",
     "SOLVE_",
     "SOLVER_",
 )

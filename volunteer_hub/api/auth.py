@@ -15,7 +15,7 @@ from volunteer_hub.auth.tokens import rotate_refresh_token
 from volunteer_hub.extensions import db, limiter
 from volunteer_hub.models import Member
 from volunteer_hub.schemas.members import LoginArgs, MeSchema, TokensSchema
-from volunteer_hub.services import accounts
+from volunteer_hub.services import accounts, sign_in_codes
 from volunteer_hub.services.members_view import member_view
 
 blp = Blueprint("auth", __name__, description="Accounts and tokens")
@@ -40,6 +40,20 @@ def _ip_limit() -> str:
     return str(current_app.config["LOGIN_LIMIT_PER_IP"])
 
 
+class ActivateArgs(Schema):
+    phone = fields.String(required=True, validate=validate.Length(1, 20))
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[0-9]{8}$", error="The code is eight digits."),
+        metadata={"description": "the one-time sign-in code an officer issued"},
+    )
+    password = fields.String(
+        required=True,
+        validate=validate.Length(1, 200),
+        metadata={"description": "the new password, at least 8 characters"},
+    )
+
+
 class PasswordArgs(Schema):
     current_password = fields.String(required=True, validate=validate.Length(1, 200))
     new_password = fields.String(required=True, validate=validate.Length(1, 200))
@@ -61,6 +75,26 @@ class Login(MethodView):
         member, tokens = accounts.login(db.session(), args["phone"], args["password"])
         actor = current_actor_for(member)
         return {**tokens, "member": member_view(member, actor, with_roles=True)}
+
+
+@blp.route("/auth/activate")
+class Activate(MethodView):
+    decorators: ClassVar[list[Any]] = [
+        limiter.limit(_phone_limit, key_func=_phone_key, deduct_when=_failed),
+        limiter.limit(_ip_limit, deduct_when=_failed),
+    ]
+
+    @blp.arguments(ActivateArgs)
+    @blp.response(200, TokensSchema)
+    @blp.alt_response(401, description="Wrong phone or code, or the code expired or was used up")
+    @blp.alt_response(429, description="Too many failed attempts; see Retry-After")
+    def post(self, args: dict[str, str]) -> dict[str, Any]:
+        """Set a password with a one-time sign-in code (first sign-in, or a forgotten
+        password) and sign in; every earlier session of the member ends."""
+        member, tokens = sign_in_codes.redeem(
+            db.session(), args["phone"], args["code"], args["password"]
+        )
+        return {**tokens, "member": member_view(member, current_actor_for(member), with_roles=True)}
 
 
 def current_actor_for(member: Member) -> Any:

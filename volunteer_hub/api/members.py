@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from volunteer_hub.auth.policy import Actor, can_see_private, current_actor
 from volunteer_hub.extensions import db
 from volunteer_hub.models import Member, MemberStatus, Role, RoleGrant
+from volunteer_hub.schemas.members import SignInCodeSchema
 from volunteer_hub.schemas.members_admin import (
     MemberCreateArgs,
     MemberDetailSchema,
@@ -22,6 +23,7 @@ from volunteer_hub.schemas.members_admin import (
     RoleGrantSchema,
 )
 from volunteer_hub.services import members as service
+from volunteer_hub.services import sign_in_codes
 from volunteer_hub.services.members_view import member_view
 
 blp = Blueprint("members", __name__, description="Members of the federation")
@@ -123,6 +125,21 @@ class Suspend(MethodView):
     def post(self, args: dict[str, str], member_id: int) -> dict[str, Any]:
         """Suspend a member with a reason; their tokens stop working (audited)."""
         return _status_change(member_id, MemberStatus.SUSPENDED, args["reason"])
+
+
+@blp.route(f"/members/<{ID}:member_id>/sign-in-code")
+class IssueSignInCode(MethodView):
+    @jwt_required()
+    @blp.response(201, SignInCodeSchema)
+    @blp.alt_response(403, description="May not manage this member, or it is the caller")
+    @blp.alt_response(404, description="No such member, or one the caller may not see")
+    @blp.alt_response(409, description="The member is suspended")
+    @blp.doc(security=BEARER)
+    def post(self, member_id: int) -> dict[str, Any]:
+        """Issue a one-time sign-in code for the member to set their password with at
+        POST /auth/activate (replaces any earlier code; audited without the code)."""
+        code, expires = sign_in_codes.issue(db.session(), current_actor(), member_id)
+        return {"code": code, "expires_at": expires}
 
 
 @blp.route(f"/members/<{ID}:member_id>/reactivate")

@@ -13,6 +13,7 @@ from volunteer_hub.models.members import (
     RefreshToken,
     Role,
     RoleGrant,
+    SignInCode,
     Skill,
 )
 
@@ -30,6 +31,7 @@ __all__ = [
     "RefreshToken",
     "Role",
     "RoleGrant",
+    "SignInCode",
     "Skill",
     "Squad",
     "Town",

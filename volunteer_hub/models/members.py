@@ -193,3 +193,19 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignInCode(Base):
+    """A one-time code an officer hands a member (first sign-in of a member added without a
+    password, or a forgotten one): with their phone it sets a new password. Only its hash is
+    kept; a new code replaces the member's earlier one; wrong tries are counted."""
+
+    __tablename__ = "sign_in_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id", ondelete="CASCADE"), unique=True)
+    code_hash: Mapped[str] = mapped_column(String(200))
+    issued_by: Mapped[int | None] = mapped_column(ForeignKey("member.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -51,6 +51,13 @@ class LoginArgs(Schema):
     password = fields.String(required=True, validate=validate.Length(1, 200))
 
 
+class SignInCodeSchema(Schema):
+    code = fields.String(
+        required=True, metadata={"description": "eight digits; shown once, pass it on"}
+    )
+    expires_at = fields.AwareDateTime(required=True)
+
+
 class TokensSchema(Schema):
     access_token = fields.String()
     refresh_token = fields.String()

@@ -76,7 +76,7 @@ def _skill_ids(session: Session, codes: Iterable[str], field: str = "skills") ->
     return found
 
 
-def _load_member(session: Session, member_id: int, *, for_update: bool = False) -> Member | None:
+def load_member(session: Session, member_id: int, *, for_update: bool = False) -> Member | None:
     query = (
         select(Member)
         .where(Member.id == member_id)
@@ -177,7 +177,7 @@ def list_members(
 
 def get_member(session: Session, actor: Actor, member_id: int) -> Member:
     """:raise NotFound: no such member, or one the actor may not see."""
-    member = _load_member(session, member_id)
+    member = load_member(session, member_id)
     require_visible(member is not None and can_view_member(actor, member), "member")
     assert member is not None
     return member
@@ -321,7 +321,7 @@ def update_member(session: Session, actor: Actor, member_id: int, data: dict[str
     :raise ValidationFailed: unknown references or half a home location.
     :raise Conflict: the new phone belongs to another member.
     """
-    member = _load_member(session, member_id, for_update=True)
+    member = load_member(session, member_id, for_update=True)
     require_visible(member is not None and can_view_member(actor, member), "member")
     assert member is not None
     require(
@@ -371,7 +371,7 @@ def set_status(
     :raise Forbidden: the actor may not manage the member, or tries to suspend themself.
     :raise Conflict: the member is not in a state this change applies to.
     """
-    member = _load_member(session, member_id, for_update=True)
+    member = load_member(session, member_id, for_update=True)
     require_visible(member is not None and can_view_member(actor, member), "member")
     assert member is not None
     require(
@@ -439,7 +439,7 @@ def grant_role(
         outside their branch.
     :raise Conflict: the member already holds this grant.
     """
-    member = _load_member(session, member_id, for_update=True)
+    member = load_member(session, member_id, for_update=True)
     require_visible(member is not None and can_view_member(actor, member), "member")
     assert member is not None
     branch_id = _branch_ids(session, [branch], "branch")[0] if branch else None
@@ -476,7 +476,7 @@ def revoke_role(session: Session, actor: Actor, member_id: int, grant_id: int) -
     :raise NotFound: the member is hidden, or the grant is not theirs.
     :raise Forbidden: the policy's `can_grant` refuses for this role and branch.
     """
-    member = _load_member(session, member_id, for_update=True)
+    member = load_member(session, member_id, for_update=True)
     require_visible(member is not None and can_view_member(actor, member), "member")
     assert member is not None
     grant = next((g for g in member.roles if g.id == grant_id), None)
