@@ -9,8 +9,9 @@ from flask.testing import FlaskClient
 
 from tests.attendance.conftest import World, iso, tap
 from tests.conftest import Factory
+from volunteer_hub.extensions import db
 from volunteer_hub.jobs import attendance as jobs
-from volunteer_hub.models import AuditLog
+from volunteer_hub.models import AuditLog, Member, MemberStatus
 from volunteer_hub.models.attendance import (
     Attendance,
     AttendanceStatus,
@@ -96,3 +97,34 @@ def test_the_sweep_command_runs(runner, factory: Factory) -> None:
     result = runner.invoke(args=["hub", "attendance-sweep"])
     assert result.exit_code == 0, result.output
     assert "auto_closed" in result.output
+
+
+def test_no_show_notices_go_to_the_leaders_the_policy_knows(
+    app: Flask, factory: Factory, world: World
+) -> None:
+    """A leader appointed by a role grant (not recorded on the squad) is told; a suspended
+    one is not; with no grant at all, the leader recorded on the squad is told."""
+    town = factory.create_town("东胜街道")
+    recorded = factory.create_member(name="旧队长")
+    factory.create_squad("patrol", town, leader_id=recorded)
+    appointed = factory.create_member(name="新队长", roles=(("squad_leader", "patrol", town),))
+    away = factory.create_member(name="停用队长", roles=(("squad_leader", "patrol", town),))
+    elsewhere = factory.create_member(roles=(("squad_leader", "rescue", town),))
+    with app.app_context():
+        db.session.get_one(Member, away).status = MemberStatus.SUSPENDED
+        db.session.commit()
+    starts = utcnow() - timedelta(minutes=10)
+    world.assignment(factory.create_member(), post_id=world.post(town_id=town), starts_at=starts)
+    assert run(app, jobs.mark_no_shows, starts + timedelta(minutes=31)) == 1
+    told = {m.recipient_id for m in world.rows(OutboxMessage) if m.kind == "no_show_notice"}
+    assert told == {appointed}
+    assert elsewhere not in told and recorded not in told
+
+    other_town = factory.create_town("西城街道")
+    factory.create_squad("patrol", other_town, leader_id=recorded)
+    world.assignment(
+        factory.create_member(), post_id=world.post(town_id=other_town), starts_at=starts
+    )
+    assert run(app, jobs.mark_no_shows, starts + timedelta(minutes=31)) == 1
+    told = [m.recipient_id for m in world.rows(OutboxMessage) if m.kind == "no_show_notice"]
+    assert sorted(told) == sorted([appointed, recorded])

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from notifications.messages import shift_params
 from volunteer_hub.errors import Conflict, NotFound, ValidationFailed
-from volunteer_hub.models import Member, Squad
+from volunteer_hub.models import Member, MemberStatus, Role, RoleGrant, Squad
 from volunteer_hub.models.attendance import (
     Attendance,
     AttendanceStatus,
@@ -788,24 +788,46 @@ def _mark_no_show(session: Session, assignment: Assignment) -> None:
         reason="No check-in by the shift start plus grace.",
     )
     post = post_of(session, assignment)
-    leader_id = session.scalar(
-        select(Squad.leader_id).where(
-            Squad.branch_id == post.branch_id, Squad.town_id == post.town_id
+    volunteer = session.get_one(Member, assignment.member_id)
+    for leader_id in _squad_leaders(session, post.branch_id, post.town_id):
+        outbox.enqueue(
+            session,
+            recipient_id=leader_id,
+            kind="no_show_notice",
+            params={
+                "assignment_id": str(assignment.id),
+                "volunteer": volunteer.name,
+                "post": post.name,
+                **shift_params(assignment.starts_at, assignment.ends_at),
+            },
+            dedupe_key=f"no_show:{assignment.id}:{leader_id}",
+            assignment_id=assignment.id,
+        )
+
+
+def _squad_leaders(session: Session, branch_id: int, town_id: int | None) -> list[int]:
+    """Who is told of a no-show at a post: the active members granted squad leader of the
+    post's branch and town (those the policy lets confirm and correct attendance there), or,
+    when nobody holds that grant, the leader recorded on the squad."""
+    granted = session.scalars(
+        select(RoleGrant.member_id)
+        .join(Member, Member.id == RoleGrant.member_id)
+        .where(
+            RoleGrant.role == Role.SQUAD_LEADER,
+            RoleGrant.branch_id == branch_id,
+            RoleGrant.town_id == town_id,
+            Member.status == MemberStatus.ACTIVE,
+        )
+    ).all()
+    if granted:
+        return sorted(set(granted))
+    recorded = session.scalar(
+        select(Squad.leader_id)
+        .join(Member, Member.id == Squad.leader_id)
+        .where(
+            Squad.branch_id == branch_id,
+            Squad.town_id == town_id,
+            Member.status == MemberStatus.ACTIVE,
         )
     )
-    if leader_id is None:
-        return
-    volunteer = session.get_one(Member, assignment.member_id)
-    outbox.enqueue(
-        session,
-        recipient_id=leader_id,
-        kind="no_show_notice",
-        params={
-            "assignment_id": str(assignment.id),
-            "volunteer": volunteer.name,
-            "post": post.name,
-            **shift_params(assignment.starts_at, assignment.ends_at),
-        },
-        dedupe_key=f"no_show:{assignment.id}",
-        assignment_id=assignment.id,
-    )
+    return [recorded] if recorded is not None else []
