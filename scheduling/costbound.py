@@ -36,6 +36,8 @@ def relaxed_roster(
     """The bound and the relaxation's own roster (volunteer and shift positions), which breaks
     only the rules the flow drops and is a strong start for a search that keeps them all."""
     flow_data = search or DayFlow(problem, eligible)
+    if flow_data.pruned:
+        raise ValueError("a bound needs every eligible pair, not a pruned search")
     weights = problem.weights
     n_v, n_s, days = flow_data.n_volunteers, len(problem.shifts), flow_data.days
     pairs = flow_data.pairs

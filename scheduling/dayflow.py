@@ -26,7 +26,7 @@ from ortools.graph.python import min_cost_flow
 from scheduling.model.data import EARTH_RADIUS_KM, ProblemIndex
 from scheduling.model.objective import score
 from scheduling.model.roster import Roster
-from scheduling.problem import Pair, Problem
+from scheduling.problem import Location, Pair, Problem
 
 NO_LIMIT = np.iinfo(np.int64).max // 4
 FAR_PAST = -(1 << 40)
@@ -35,6 +35,21 @@ FAR_FUTURE = 1 << 40
 
 # Sweeps without a better roster before the search changes tack or stops.
 PATIENCE = 3
+
+
+def _mark_nearest(near: np.ndarray, h: np.ndarray, wanted: np.ndarray) -> None:
+    """Mark, in each column, the `wanted[column]` rows of smallest `h` (finite ones only)."""
+    most = int(min(wanted.max(initial=0), h.shape[0]))
+    if most <= 0:
+        return
+    rows = np.argpartition(h, most - 1, axis=0)[:most] if most < h.shape[0] else None
+    if rows is None:
+        rows = np.broadcast_to(np.arange(h.shape[0])[:, None], h.shape)
+    values = np.take_along_axis(h, rows, axis=0)
+    rank = np.argsort(np.argsort(values, axis=0), axis=0)
+    chosen = (rank < wanted[None, :]) & np.isfinite(values)
+    columns = np.broadcast_to(np.arange(h.shape[1])[None, :], rows.shape)
+    near[rows[chosen], columns[chosen]] = True
 
 
 def applies(problem: Problem) -> bool:
@@ -59,6 +74,7 @@ class _Pairs:
     shift: np.ndarray
     cost: np.ndarray
     day_start: np.ndarray  # pairs of dense day k are [day_start[k], day_start[k + 1])
+    special: np.ndarray  # a request or previous-plan term: never pruned
 
 
 class DayFlow:
@@ -115,6 +131,7 @@ class DayFlow:
         self.rest = problem.rules.min_rest_minutes or 0
         self.pairs = self._pairs(eligible)
         self.pair_count = len(self.pairs.volunteer)
+        self.pruned = False
         # who works what: -1 or the shift position, per volunteer and dense day
         self.assigned = np.full((self.n_volunteers, self.days), -1, dtype=np.int64)
         self.pinned_day = np.zeros((self.n_volunteers, self.days), dtype=bool)
@@ -174,12 +191,102 @@ class DayFlow:
         for pair in set(problem.previous):
             key = (self.index.volunteer_pos[pair.volunteer], self.index.shift_pos[pair.shift])
             extra[key] = extra.get(key, 0) - weights.change
+        special = np.zeros(len(shift), dtype=bool)
         for (v, s), delta in extra.items():
             first = offsets[s]
             segment = volunteer[first : first + len(eligible[s])]
-            cost[first + np.flatnonzero(segment == v)] += delta
+            at = first + np.flatnonzero(segment == v)
+            cost[at] += delta
+            special[at] = True
         day_start = np.searchsorted(self.s_day[shift], np.arange(self.days + 1))
-        return _Pairs(volunteer, shift, cost, day_start)
+        return _Pairs(volunteer, shift, cost, day_start, special)
+
+    def prune(self, per_place: int, per_person: int) -> None:
+        """Keep only the pairs a good roster is likely to use, for problems whose full day
+        flows would not fit the time limit (a 20 km reach gives every post thousands of
+        candidates): at each post location the `per_place` x (its most places on one day)
+        nearest volunteers (and as many of the nearest who hold each skill needed there),
+        each volunteer's `per_person` nearest post locations, every volunteer or shift without
+        a location, and every pair with a request or previous-plan term. The full set stays
+        at hand: `widen` gives a shift all its candidates back (see `sweep_days`). The flows
+        are then exact on the kept pairs only, and no bound is proven from them."""
+        problem = self.problem
+        locations = sorted(
+            {s.location for s in problem.shifts if s.location is not None},
+            key=lambda loc: (loc.lat, loc.lon),
+        )
+        where: dict[Location | None, int] = {loc: i for i, loc in enumerate(locations)}
+        s_loc = np.array([where.get(s.location, -1) for s in problem.shifts], dtype=np.int64)
+        people = problem.volunteers
+        v_lat = np.radians([v.location.lat if v.location else np.nan for v in people])
+        v_lon = np.radians([v.location.lon if v.location else np.nan for v in people])
+        l_lat = np.radians([loc.lat for loc in locations])
+        l_lon = np.radians([loc.lon for loc in locations])
+        # Haversine terms (monotone in distance), volunteers x locations, in float32.
+        far = np.float32(np.inf)
+        h = np.empty((len(people), len(locations)), dtype=np.float32)
+        for first in range(0, len(people), 4096):
+            rows = slice(first, first + 4096)
+            a_lat, a_lon = v_lat[rows, None], v_lon[rows, None]
+            h[rows] = (
+                np.sin((l_lat - a_lat) / 2) ** 2
+                + np.cos(a_lat) * np.cos(l_lat) * np.sin((l_lon - a_lon) / 2) ** 2
+            )
+        h[np.isnan(h)] = far
+        places = np.zeros((len(locations), self.days), dtype=np.int64)
+        located = s_loc >= 0
+        np.add.at(places, (s_loc[located], self.s_day[located]), self.s_room[located])
+        wanted = np.maximum(per_place, per_place * places.max(axis=1, initial=0))
+        near = np.zeros(h.shape, dtype=bool)
+        _mark_nearest(near, h, wanted)
+        for skill, has in self.has_skill.items():
+            needing = np.zeros(len(locations), dtype=bool)
+            needing[s_loc[located & self.s_needs[skill]]] = True
+            if needing.any():
+                holders = np.where(has[:, None], h, far)
+                _mark_nearest(near, holders, np.where(needing, wanted, 0))
+        if len(locations):
+            count = min(per_person, len(locations))
+            nearest = np.argpartition(h, count - 1, axis=1)[:, :count]
+            near[np.arange(len(people))[:, None], nearest] = True
+        pairs = self.pairs
+        self.full_pairs = pairs
+        loc = s_loc[pairs.shift]
+        keep = pairs.special | (loc < 0) | np.isnan(v_lat)[pairs.volunteer]
+        keep |= near[pairs.volunteer, np.maximum(loc, 0)] & (loc >= 0)
+        self.kept = keep
+        self.widened = np.zeros(len(problem.shifts), dtype=bool)
+        self.pruned = True
+        self._use(keep)
+
+    def widen(self, shifts: np.ndarray) -> int:
+        """Give these shifts every eligible candidate back; returns how many were widened."""
+        if not self.pruned:
+            return 0
+        fresh = shifts[~self.widened[shifts]]
+        if not len(fresh):
+            return 0
+        self.widened[fresh] = True
+        self.kept |= self.widened[self.full_pairs.shift]
+        self._use(self.kept)
+        return len(fresh)
+
+    def _use(self, keep: np.ndarray) -> None:
+        full = self.full_pairs
+        shift = full.shift[keep]
+        self.pairs = _Pairs(
+            full.volunteer[keep],
+            shift,
+            full.cost[keep],
+            np.searchsorted(self.s_day[shift], np.arange(self.days + 1)),
+            full.special[keep],
+        )
+        self.pair_count = len(shift)
+        self.shift_first[:] = 0
+        self.shift_size[:] = 0
+        present, first, size = np.unique(shift, return_index=True, return_counts=True)
+        self.shift_first[present] = first
+        self.shift_size[present] = size
 
     # ------------------------------------------------------------------ one day
 
@@ -270,10 +377,8 @@ class DayFlow:
         place on another day is empty that they could fill: the value of that place, less one
         (so a place today that only they can fill still wins). Without this, a cap spent on an
         easy day keeps the only possible volunteer from a short shift on another day."""
-        problem = self.problem
-        working = self.assigned[self.assigned >= 0]
-        staffed = np.bincount(working, minlength=len(problem.shifts))
-        short = np.flatnonzero((staffed < self.s_required) & (self.s_day != day))
+        short = self.short_shifts()
+        short = short[self.s_day[short] != day]
         price = np.zeros(self.n_volunteers, dtype=np.int64)
         for s in short.tolist():
             first = self.shift_first[s]
@@ -396,6 +501,12 @@ class DayFlow:
         self.assigned[volunteer[chosen], day] = shift[chosen]
         return int(flow.optimal_cost())
 
+    def short_shifts(self) -> np.ndarray:
+        """Positions of the shifts below their required head count now."""
+        working = self.assigned[self.assigned >= 0]
+        staffed = np.bincount(working, minlength=len(self.problem.shifts))
+        return np.flatnonzero(staffed < self.s_required)
+
     def pairs_now(self) -> tuple[Pair, ...]:
         v, d = np.nonzero(self.assigned >= 0)
         s = self.assigned[v, d]
@@ -468,6 +579,8 @@ def sweep_days(
         pairs = search.pairs_now()
         if on_sweep is not None:
             on_sweep(sweep, pairs)
+        if search.pruned and search.widen(search.short_shifts()):
+            stale = 0  # pruning may be what left them short: try them on every candidate
         cost = sum(score(search.index, pairs).values())
         if best is None or cost < best[0]:
             best, stale = (cost, search.assigned.copy()), 0

@@ -6,6 +6,7 @@ processes when there are several large parts.
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -31,6 +32,14 @@ CANDIDATES_PER_PERSON = 6
 # Up to this many eligible pairs the day-by-day search starts from the whole-horizon flow
 # relaxation (which also proves a bound); above it that flow takes longer than it gains.
 WEEK_FLOW_PAIRS = 6_000_000
+# What one sweep of full day flows costs per eligible pair (17M pairs: about 20 s on the
+# 2-core reference machine), the share of the remaining time one sweep may take before the
+# flows run on each post's nearest candidates instead, and how many are kept: per post
+# location this many per place of its busiest day, per volunteer this many nearest posts.
+SWEEP_S_PER_PAIR = 1.2e-6
+FULL_SWEEP_SHARE = 0.35
+PRUNE_PER_PLACE = 12
+PRUNE_PER_PERSON = 8
 # Share of the limit the day-by-day start may take before CP-SAT (it usually needs far less).
 DAY_FLOW_SHARE = 0.85
 # Time kept for explaining shortfalls: a rough cost per short shift and per volunteer (measured
@@ -268,6 +277,11 @@ def _solve_by_days(
         # spent on the day that needs them least).
         bound, volunteers, shifts = relaxed_roster(problem, eligible, search)
         search.load_valid_part(volunteers, shifts)
+    elif search.pair_count * SWEEP_S_PER_PAIR > FULL_SWEEP_SHARE * (deadline - time.monotonic()):
+        # Full day flows would not sweep the horizon in time (the app's 20 km reach gives
+        # 18,000 patrol volunteers 36 million pairs: 4 of 7 days in 30 s): flows over each
+        # post's nearest candidates, widened for any shift they leave short.
+        search.prune(PRUNE_PER_PLACE, PRUNE_PER_PERSON)
     assignments, solved, sweeps = sweep_days(search, deadline, on_sweep=report)
     parts = score(index, assignments)
     solved_s = clock.elapsed()
@@ -290,6 +304,7 @@ def _solve_by_days(
             "components": 1,
             "method": "day-by-day min-cost flow",
             "day_flows": solved,
+            "pairs_in_flows": search.pair_count,
             "sweeps": sweeps,
             "parallel": False,
         },

@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,11 +15,12 @@ from hypothesis import strategies as st
 from scheduling import solver as solver_module
 from scheduling.checker import check
 from scheduling.costbound import cost_lower_bound
-from scheduling.dayflow import applies, day_by_day
+from scheduling.dayflow import DayFlow, applies, day_by_day
 from scheduling.eligibility import eligible_pairs, eligible_positions
 from scheduling.generator import generate_federation_week
 from scheduling.greedy import greedy
 from scheduling.maxflow import max_fillable_slots
+from scheduling.model.data import distance_km
 from scheduling.problem import (
     Limits,
     Location,
@@ -272,3 +274,56 @@ def test_a_roster_meeting_the_flow_bound_is_reported_optimal(kit) -> None:
     assert solution.status == "optimal"
     assert solution.bound == solution.objective == 0
     assert len(solution.assignments) == 2
+
+
+@pytest.mark.usefixtures("by_days_everywhere")
+def test_flows_over_the_nearest_candidates_when_full_flows_would_not_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(solver_module, "WEEK_FLOW_PAIRS", 0)
+    monkeypatch.setattr(solver_module, "SWEEP_S_PER_PAIR", 1.0)  # any problem looks too big
+    monkeypatch.setattr(solver_module, "PRUNE_PER_PLACE", 1)
+    monkeypatch.setattr(solver_module, "PRUNE_PER_PERSON", 1)
+    problem = generate_federation_week(600, seed=4)
+    solution = solve(problem, SolveOptions(time_limit_s=20, workers=1))
+    assert solution.stats["pairs_in_flows"] < solution.stats["variables"]
+    report = check(problem, solution.assignments)
+    assert report.ok and report.objective == solution.objective
+    assert solution.bound is None  # nothing is proven from a pruned search
+    filled = sum(
+        min(s.required, sum(1 for p in solution.assignments if p.shift == s.id))
+        for s in problem.shifts
+    )
+    # One candidate per place and one post per person, widened where short: near the bound.
+    assert filled >= 0.98 * max_fillable_slots(problem, eligible_pairs(problem))
+    assert solution.objective < check(problem, greedy(problem)).objective
+
+
+def test_pruning_keeps_the_nearest_and_widening_gives_a_shift_everyone_back() -> None:
+    problem = generate_federation_week(300, seed=5)
+    eligible = eligible_positions(problem)
+    search = DayFlow(problem, eligible)
+    everything = search.pair_count
+    search.prune(per_place=1, per_person=1)
+    assert 0 < search.pair_count < everything
+    kept = set(zip(search.pairs.volunteer.tolist(), search.pairs.shift.tolist(), strict=True))
+    # Every volunteer keeps the shifts at their nearest post.
+    nearest_post = {}
+    for v, person in enumerate(problem.volunteers):
+        assert person.location is not None
+        here = person.location
+        nearest_post[v] = min(
+            {s.location for s in problem.shifts if s.location is not None},
+            key=lambda loc, here=here: distance_km(here, loc),
+        )
+    for s, people in enumerate(eligible):
+        for v in people:
+            if problem.shifts[s].location == nearest_post[v]:
+                assert (v, s) in kept
+    wide = max(range(len(eligible)), key=lambda s: len(eligible[s]))
+    assert search.widen(np.array([wide])) == 1
+    again = set(zip(search.pairs.volunteer.tolist(), search.pairs.shift.tolist(), strict=True))
+    assert {(v, wide) for v in eligible[wide]} <= again
+    assert search.widen(np.array([wide])) == 0
+    with pytest.raises(ValueError):
+        cost_lower_bound(problem, eligible, search)
