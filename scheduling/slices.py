@@ -74,8 +74,10 @@ class _SliceSearch:
         nearby.sort(key=closeness)
         return nearby[:size]
 
-    def round(self, size: int, time_limit: float, workers: int) -> bool:
-        """Re-solve one cluster; keep the result if it costs less. True if it improved."""
+    def round(self, size: int, time_limit: float, workers: int, deadline: float) -> bool:
+        """Re-solve one cluster; keep the result if it costs less. True if it improved.
+
+        The solve gets `time_limit` or what building the sub-model left before `deadline`."""
         problem = self.problem
         cluster = self.cluster(size)
         inside = set(cluster)
@@ -123,7 +125,9 @@ class _SliceSearch:
         rm = build_model(sub_index, sub_eligible)
         rm.add_hint(current)
         solver = cp_model.CpSolver()
-        solver.parameters.max_time_in_seconds = max(0.05, time_limit)
+        solver.parameters.max_time_in_seconds = max(
+            0.01, min(time_limit, deadline - time.monotonic())
+        )
         solver.parameters.num_workers = workers
         solver.parameters.random_seed = self.rng.randrange(1 << 30)
         if solver.solve(rm.model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -171,7 +175,7 @@ def improve_by_slices(
         rounds += 1
         limit = min(1.0, deadline - time.monotonic())
         began = time.monotonic()
-        if search.round(size, limit, workers) and on_improve is not None:
+        if search.round(size, limit, workers, deadline) and on_improve is not None:
             on_improve(rounds)
         # Keep rounds short: grow clusters while they solve quickly, shrink when they do not.
         size = min(200, size + 4) if time.monotonic() - began < limit * 0.5 else max(8, size - 4)

@@ -162,3 +162,29 @@ def test_volunteer_by_volunteer_build_with_a_hint_keeps_every_rule(kit: Any) -> 
     built = sequential_roster(problem, eligible, time.monotonic() + 10, workers=1, hint=start)
     assert built is not None
     assert check(problem, built).ok
+
+
+def test_cluster_round_solves_only_within_what_is_left_before_the_deadline(
+    kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round's solve had its full round limit however long building the cluster took, so
+    the search ran past the part's deadline (Timefold XL: 10.29 s for a 10 s limit)."""
+    from ortools.sat.python import cp_model
+
+    from scheduling import slices
+
+    granted: list[tuple[float, float]] = []
+
+    class Recording(cp_model.CpSolver):
+        def solve(self, model: Any, *args: Any) -> Any:
+            granted.append((self.parameters.max_time_in_seconds, time.monotonic()))
+            return super().solve(model, *args)
+
+    monkeypatch.setattr(slices.cp_model, "CpSolver", Recording)
+    problem = month_problem(kit)
+    start = greedy_result(problem).assignments
+    search = slices._SliceSearch.create(problem, eligible_positions(problem), start, 0)
+    deadline = time.monotonic() + 0.2
+    search.round(6, 5.0, 1, deadline)
+    (limit, at), *_ = granted
+    assert limit <= max(0.01, deadline - at + 1e-3)
