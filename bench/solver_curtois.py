@@ -11,6 +11,7 @@ wall time. Results also go to bench/results/solver_curtois.json.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import time
 from pathlib import Path
@@ -77,6 +78,9 @@ def run_one(number: int, limit: float, workers: int, seed: int, best: int | None
         ),
         "solve_s": round(solve_s, 1),
         "wall_s": round(wall, 1),
+        # The machine's 1-minute load average as the run ends: figures taken on a busy
+        # machine are not comparable with quiet ones.
+        "load": round(os.getloadavg()[0], 1),
     }
 
 
@@ -109,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "gap %",
         "checker",
         "wall s",
+        "load",
     ]
     print(
         format_table(
@@ -123,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                     r["gap_pct"],
                     r["verdict"],
                     r["wall_s"],
+                    r["load"],
                 ]
                 for r in rows
             ],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -90,6 +91,9 @@ def run_one(instance: str, limit: float, workers: int, seed: int) -> dict[str, A
         "tf_error": scored.get("error"),
         "solve_s": round(solve_s, 1),
         "wall_s": round(wall, 1),
+        # The machine's 1-minute load average as the run ends: figures taken on a busy
+        # machine are not comparable with quiet ones.
+        "load": round(os.getloadavg()[0], 1),
         "solution": str(path),
     }
 
@@ -127,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "soft",
         "checker",
         "wall s",
+        "load",
         "Timefold at same limit",
     ]
     print(
@@ -141,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                     r["soft"],
                     r["checker"],
                     r["wall_s"],
+                    r["load"],
                     r["timefold"],
                 ]
                 for r in rows
