@@ -12,6 +12,12 @@ handles tens of thousands of volunteers and millions of eligible pairs in second
 
 Skills are counted once per person (a volunteer with two needed skills covers one of them in the
 flow); the re-scored roster credits both, so the flow never over-states what a day achieves.
+
+Days alone settle where a whole-week view would not (a weekly cap spent on the day that needed a
+person least): sweeps then run with budget prices (`DayFlow._budget_prices`), and the solver
+starts them from the whole-horizon relaxation of `scheduling.costbound` where that is cheap.
+Where full flows would not sweep the horizon within the limit, `DayFlow.prune` keeps each
+post's nearest candidates and `DayFlow.widen` gives back all of them to any shift left short.
 """
 
 from __future__ import annotations
