@@ -98,10 +98,11 @@ def _solver(time_limit: float, workers: int, seed: int) -> cp_model.CpSolver:
     return solver
 
 
-def _explain_infeasible(task: PartTask, index: ProblemIndex) -> tuple[str, ...]:
-    """Name a set of pinned pairs and minimum rules that cannot all hold, via assumptions."""
+def _explain_infeasible(task: PartTask, index: ProblemIndex, clock: Clock) -> tuple[str, ...]:
+    """Name a set of pinned pairs and minimum rules that cannot all hold, via assumptions,
+    within what is left of the part's time (at most 5 s)."""
     rm = build_model(index, task.eligible, explain=True)
-    solver = _solver(min(5.0, task.time_limit_s), 1, task.seed)
+    solver = _solver(min(5.0, task.time_limit_s - clock.elapsed()), 1, task.seed)
     if solver.solve(rm.model) != cp_model.INFEASIBLE:
         return ("the hard rules cannot all hold together",)
     names = {literal.index: name for name, literal in rm.variables.guards.items()}
@@ -194,7 +195,9 @@ def solve_part(
         callback = _Progress(progress, task.number, clock.start) if progress else None
         status = solver.solve(rm.model, callback)
         if status == cp_model.INFEASIBLE:
-            return PartResult("infeasible", (), None, n_vars, _explain_infeasible(task, index))
+            return PartResult(
+                "infeasible", (), None, n_vars, _explain_infeasible(task, index, clock)
+            )
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             bound = round(solver.best_objective_bound)
             values = {

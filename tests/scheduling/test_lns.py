@@ -188,3 +188,24 @@ def test_cluster_round_solves_only_within_what_is_left_before_the_deadline(
     search.round(6, 5.0, 1, deadline)
     (limit, at), *_ = granted
     assert limit <= max(0.01, deadline - at + 1e-3)
+
+
+def test_explaining_an_infeasible_part_stays_within_the_part_limit(
+    kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The explanation solve had a fixed 5 s whatever the whole-model solve had used."""
+    limits: list[float] = []
+    real = part._solver
+
+    def recording(time_limit: float, workers: int, seed: int) -> Any:
+        limits.append(time_limit)
+        return real(time_limit, workers, seed)
+
+    monkeypatch.setattr(part, "_solver", recording)
+    shifts = [kit.shift("s0", 0, 8, 8)]
+    people = [Volunteer("a", limits=Limits(min_minutes=960))]  # 16 h from one 8 h shift
+    problem = kit.problem(people, shifts)
+    task = part.PartTask(0, problem, eligible_positions(problem), (), False, 1.0, 1, 0, True)
+    result = part.solve_part(task)
+    assert result.status == "infeasible" and result.conflicts
+    assert len(limits) == 2 and limits[1] < 1.0  # what the first solve left, not a fixed limit
