@@ -192,12 +192,24 @@ class _Greedy:
         for fact in dropped:
             self.roster.unassign(v, fact.index)
 
+    def _eligible_on(self, v: int, day: int) -> list[int]:
+        """The volunteer's eligible shifts starting on a day (indexed once: on a year-long
+        horizon, scanning every shift of the person for each day was most of the greedy)."""
+        if not hasattr(self, "_by_volunteer_day"):
+            by_day: dict[tuple[int, int], list[int]] = {}
+            for s, candidates in enumerate(self.eligible):
+                day_of = self.index.shifts[s].day
+                for candidate in candidates:
+                    by_day.setdefault((candidate, day_of), []).append(s)
+            self._by_volunteer_day = by_day
+        return self._by_volunteer_day.get((v, day), [])
+
     def _work_on(self, v: int, day: int) -> bool:
         if not self.index.in_horizon(day) or self.roster.loads[v].works(day):
             return False
         shifts = self.problem.shifts
         for s in sorted(
-            (s for s in self._eligible_for(v) if self.index.shifts[s].day == day),
+            self._eligible_on(v, day),
             key=lambda s: len(self.roster.staff[s]) >= shifts[s].required,
         ):
             if self.roster.can_take(v, s):
