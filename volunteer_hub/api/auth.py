@@ -54,6 +54,18 @@ class ActivateArgs(Schema):
     )
 
 
+def _throttled() -> list[Any]:
+    """Failed attempts counted per phone and per IP (sign-in and sign-in codes alike)."""
+    return [
+        limiter.limit(_phone_limit, key_func=_phone_key, deduct_when=_failed),
+        limiter.limit(_ip_limit, deduct_when=_failed),
+    ]
+
+
+def _signed_in(member: Member, tokens: dict[str, str]) -> dict[str, Any]:
+    return {**tokens, "member": member_view(member, current_actor_for(member), with_roles=True)}
+
+
 class PasswordArgs(Schema):
     current_password = fields.String(required=True, validate=validate.Length(1, 200))
     new_password = fields.String(required=True, validate=validate.Length(1, 200))
@@ -61,10 +73,7 @@ class PasswordArgs(Schema):
 
 @blp.route("/auth/login")
 class Login(MethodView):
-    decorators: ClassVar[list[Any]] = [
-        limiter.limit(_phone_limit, key_func=_phone_key, deduct_when=_failed),
-        limiter.limit(_ip_limit, deduct_when=_failed),
-    ]
+    decorators: ClassVar[list[Any]] = _throttled()
 
     @blp.arguments(LoginArgs)
     @blp.response(200, TokensSchema)
@@ -72,17 +81,12 @@ class Login(MethodView):
     @blp.alt_response(429, description="Too many failed attempts; see Retry-After")
     def post(self, args: dict[str, str]) -> dict[str, Any]:
         """Sign in with phone and password."""
-        member, tokens = accounts.login(db.session(), args["phone"], args["password"])
-        actor = current_actor_for(member)
-        return {**tokens, "member": member_view(member, actor, with_roles=True)}
+        return _signed_in(*accounts.login(db.session(), args["phone"], args["password"]))
 
 
 @blp.route("/auth/activate")
 class Activate(MethodView):
-    decorators: ClassVar[list[Any]] = [
-        limiter.limit(_phone_limit, key_func=_phone_key, deduct_when=_failed),
-        limiter.limit(_ip_limit, deduct_when=_failed),
-    ]
+    decorators: ClassVar[list[Any]] = _throttled()
 
     @blp.arguments(ActivateArgs)
     @blp.response(200, TokensSchema)
@@ -91,10 +95,9 @@ class Activate(MethodView):
     def post(self, args: dict[str, str]) -> dict[str, Any]:
         """Set a password with a one-time sign-in code (first sign-in, or a forgotten
         password) and sign in; every earlier session of the member ends."""
-        member, tokens = sign_in_codes.redeem(
-            db.session(), args["phone"], args["code"], args["password"]
+        return _signed_in(
+            *sign_in_codes.redeem(db.session(), args["phone"], args["code"], args["password"])
         )
-        return {**tokens, "member": member_view(member, current_actor_for(member), with_roles=True)}
 
 
 def current_actor_for(member: Member) -> Any:
@@ -110,8 +113,7 @@ class Refresh(MethodView):
     @blp.doc(security=[{"bearer": []}])
     def post(self) -> dict[str, Any]:
         """Exchange the refresh token (as Bearer) for new tokens; the old one stops working."""
-        member, tokens = rotate_refresh_token(get_jwt())
-        return {**tokens, "member": member_view(member, current_actor_for(member), with_roles=True)}
+        return _signed_in(*rotate_refresh_token(get_jwt()))
 
 
 @blp.route("/auth/logout")

@@ -76,6 +76,23 @@ def _skill_ids(session: Session, codes: Iterable[str], field: str = "skills") ->
     return found
 
 
+def managed_member(session: Session, actor: Actor, member_id: int, doing: str) -> Member:
+    """The member, locked for update, if the actor may manage them.
+
+    :raise NotFound: the actor may not see the member.
+    :raise Forbidden: the actor may see but not manage the member ("Only a coordinator of
+        every branch of the member, or an admin, `doing`.").
+    """
+    member = load_member(session, member_id, for_update=True)
+    require_visible(member is not None and can_view_member(actor, member), "member")
+    assert member is not None
+    require(
+        can_manage_member(actor, [b.id for b in member.branches]),
+        f"Only a coordinator of every branch of the member, or an admin, {doing}.",
+    )
+    return member
+
+
 def load_member(session: Session, member_id: int, *, for_update: bool = False) -> Member | None:
     query = (
         select(Member)
@@ -321,13 +338,7 @@ def update_member(session: Session, actor: Actor, member_id: int, data: dict[str
     :raise ValidationFailed: unknown references or half a home location.
     :raise Conflict: the new phone belongs to another member.
     """
-    member = load_member(session, member_id, for_update=True)
-    require_visible(member is not None and can_view_member(actor, member), "member")
-    assert member is not None
-    require(
-        can_manage_member(actor, [b.id for b in member.branches]),
-        "Only a coordinator of every branch of the member, or an admin, changes members.",
-    )
+    member = managed_member(session, actor, member_id, "changes members")
     if "branches" in data:
         require(
             can_manage_member(actor, _branch_ids(session, data["branches"])),
@@ -371,13 +382,7 @@ def set_status(
     :raise Forbidden: the actor may not manage the member, or tries to suspend themself.
     :raise Conflict: the member is not in a state this change applies to.
     """
-    member = load_member(session, member_id, for_update=True)
-    require_visible(member is not None and can_view_member(actor, member), "member")
-    assert member is not None
-    require(
-        can_manage_member(actor, [b.id for b in member.branches]),
-        "Only a coordinator of every branch of the member, or an admin, suspends members.",
-    )
+    member = managed_member(session, actor, member_id, "suspends members")
     if member.id == actor.member_id:
         raise Forbidden("You cannot change your own status.")
     expected = MemberStatus.ACTIVE if status == MemberStatus.SUSPENDED else MemberStatus.SUSPENDED

@@ -21,17 +21,13 @@ from sqlalchemy.orm import Session
 from volunteer_hub.auth.passwords import hash_password, verify_password
 from volunteer_hub.auth.policy import (
     Actor,
-    can_manage_member,
-    can_view_member,
-    require,
-    require_visible,
 )
 from volunteer_hub.auth.tokens import issue_tokens, revoke_all_for_member
 from volunteer_hub.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from volunteer_hub.models import Member, MemberStatus, SignInCode
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import audit
-from volunteer_hub.services.members import load_member
+from volunteer_hub.services.members import managed_member
 
 DEFAULTS: dict[str, Any] = {"SIGN_IN_CODE_TTL_H": 72, "SIGN_IN_CODE_MAX_ATTEMPTS": 5}
 WRONG_CODE = "The phone number or sign-in code is wrong, used up or expired."
@@ -50,13 +46,7 @@ def issue(session: Session, actor: Actor, member_id: int) -> tuple[str, datetime
     :raise Forbidden: the actor may not manage the member, or asks for themself.
     :raise Conflict: the member is suspended.
     """
-    member = load_member(session, member_id, for_update=True)
-    require_visible(member is not None and can_view_member(actor, member), "member")
-    assert member is not None
-    require(
-        can_manage_member(actor, [b.id for b in member.branches]),
-        "Only a coordinator of every branch of the member, or an admin, issues sign-in codes.",
-    )
+    member = managed_member(session, actor, member_id, "issues sign-in codes")
     if member.id == actor.member_id:
         raise Forbidden("Change your own password under /me/password.")
     if member.status != MemberStatus.ACTIVE:
