@@ -376,9 +376,9 @@ def propose(
 # ------------------------------------------------------------------------ answer
 
 
-def _answerable(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
-    """The request locked, for its target. :raise NotFound: not a party. :raise Forbidden:
-    the requester (who may only cancel)."""
+def _party_locked(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
+    """The request, its plan and then itself locked, if the actor is one of its two parties.
+    :raise NotFound: no such request, or the actor is neither party."""
     plan_id = session.scalar(select(SwapRequest.plan_id).where(SwapRequest.id == swap_id))
     if plan_id is not None:
         _lock_plan(session, plan_id)
@@ -388,6 +388,13 @@ def _answerable(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
         "swap request",
     )
     assert swap is not None
+    return swap
+
+
+def _answerable(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
+    """The request locked, for its target. :raise NotFound: not a party. :raise Forbidden:
+    the requester (who may only cancel)."""
+    swap = _party_locked(session, actor, swap_id)
     require(
         may_answer_swap_request(actor, swap.target_id),
         "Only the volunteer who was asked answers a swap request; you may cancel yours.",
@@ -617,15 +624,7 @@ def cancel(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
     :raise NotFound: not a party. :raise Forbidden: the asked volunteer (who declines).
     :raise Conflict: already answered.
     """
-    plan_id = session.scalar(select(SwapRequest.plan_id).where(SwapRequest.id == swap_id))
-    if plan_id is not None:
-        _lock_plan(session, plan_id)
-    swap = session.scalar(_locked(select(SwapRequest).where(SwapRequest.id == swap_id)))
-    require_visible(
-        swap is not None and actor.member_id in (swap.requester_id, swap.target_id),
-        "swap request",
-    )
-    assert swap is not None
+    swap = _party_locked(session, actor, swap_id)
     require(
         may_cancel_swap_request(actor, swap.requester_id),
         "Only the volunteer who asked cancels a swap request; you may decline it.",
