@@ -198,19 +198,7 @@ def rollup_facts(dims: Sequence[str], flt: Filter, split: Split) -> Subquery | N
             turns.label("t"),
         ).where(HoursRollup.year == year)
         parts.append(_branch_filter(query, HoursRollup.branch_id, flt))
-    for piece in split.pieces:
-        piece_query: Select[Any] = select(
-            *[COLUMNS[d].label(d) for d in dims],
-            HoursEntry.member_id.label("mid"),
-            _signed(HoursEntry.minutes, piece.sign).label("m"),
-            _signed(HoursEntry.turns, piece.sign).label("t"),
-        )
-        parts.append(_piece_filter(piece_query, piece, flt))
-    if not parts:
-        return None
-    if len(parts) == 1:
-        return parts[0].subquery("facts")
-    return union_all(*parts).subquery("facts")
+    return _facts(parts, split.pieces, dims, flt)
 
 
 # ---------------------------------------------------------------------- two-year windows
@@ -268,7 +256,15 @@ def span_facts(dims: Sequence[str], flt: Filter, split: Split, window: Window) -
             _run("turns", window.first, window.last).label("t"),
         ).where(hours_span.c.year == window.year)
         parts.append(_branch_filter(query, hours_span.c.branch_id, flt))
-    for piece in split.pieces:
+    return _facts(parts, split.pieces, dims, flt)
+
+
+def _facts(
+    parts: list[Select[Any]], pieces: Sequence[Piece], dims: Sequence[str], flt: Filter
+) -> Subquery | None:
+    """The rollup parts with the ledger's own rows for `pieces` (the range's ragged ends),
+    as one `facts` subquery, or None when there is nothing to read."""
+    for piece in pieces:
         piece_query: Select[Any] = select(
             *[COLUMNS[d].label(d) for d in dims],
             HoursEntry.member_id.label("mid"),
