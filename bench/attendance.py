@@ -600,6 +600,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _http_table(run: dict[str, Any]) -> str:
+    """/health and check-in side by side, for one load run."""
+    keys = ("n", "failures", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms")
+    return format_table(
+        ["endpoint", "n", "failures", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+        [
+            [name, *(run[part][key] for key in keys)]
+            for name, part in (("GET /health", "health"), ("POST check-in", "check_in"))
+        ],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=40_000)
@@ -636,24 +648,7 @@ def main() -> None:
             f"(a) check-in under gunicorn -w 2 -k gthread --threads 4, "
             f"{h['clients']} concurrent clients (load average {h['load']})"
         )
-        print(
-            format_table(
-                ["endpoint", "n", "failures", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"],
-                [
-                    [
-                        name,
-                        s["n"],
-                        s["failures"],
-                        s["rps"],
-                        s["p50_ms"],
-                        s["p90_ms"],
-                        s["p99_ms"],
-                        s["max_ms"],
-                    ]
-                    for name, s in (("GET /health", h["health"]), ("POST check-in", h["check_in"]))
-                ],
-            )
-        )
+        print(_http_table(h))
         print(
             f"throughput ratio check-in/health: {h['ratio']} (target >= {TARGET_RATIO}); "
             f"check-in p99 {h['check_in']['p99_ms']} ms (target < {TARGET_CHECKIN_P99_MS}, "
@@ -668,27 +663,7 @@ def main() -> None:
                 f"{paced['offered_rps']:g} req/s together (open loop; latency from the time each "
                 "request was due) - a separate measurement, not the target's closed loop"
             )
-            print(
-                format_table(
-                    ["endpoint", "n", "failures", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"],
-                    [
-                        [
-                            name,
-                            s["n"],
-                            s["failures"],
-                            s["rps"],
-                            s["p50_ms"],
-                            s["p90_ms"],
-                            s["p99_ms"],
-                            s["max_ms"],
-                        ]
-                        for name, s in (
-                            ("GET /health", paced["health"]),
-                            ("POST check-in", paced["check_in"]),
-                        )
-                    ],
-                )
-            )
+            print(_http_table(paced))
     if "reports" in result:
         print(f"(b) reports over {result['entries']} ledger entries")
         print(
