@@ -544,7 +544,7 @@ def day_by_day(
     eligible: Sequence[Sequence[int] | np.ndarray],
     deadline: float,
     start: Sequence[Pair] = (),
-    on_sweep: Callable[[int, tuple[Pair, ...]], None] | None = None,
+    on_sweep: Callable[[int, int], None] | None = None,
     index: ProblemIndex | None = None,
 ) -> tuple[tuple[Pair, ...], int, int]:
     """Sweep the days, each re-assigned by min-cost flow, until a whole sweep changes nothing
@@ -563,7 +563,7 @@ def day_by_day(
 def sweep_days(
     search: DayFlow,
     deadline: float,
-    on_sweep: Callable[[int, tuple[Pair, ...]], None] | None = None,
+    on_sweep: Callable[[int, int], None] | None = None,
 ) -> tuple[tuple[Pair, ...], int, int]:
     """`day_by_day` on a search already built and loaded.
 
@@ -582,12 +582,11 @@ def sweep_days(
             search.solve_day(day)
             per_day = max(per_day * 0.5, time.monotonic() - began)
             solved += 1
-        pairs = search.pairs_now()
+        cost = sum(score(search.index, search.pairs_now()).values())
         if on_sweep is not None:
-            on_sweep(sweep, pairs)
+            on_sweep(sweep, cost)
         if search.pruned and search.widen(search.short_shifts()):
             stale = 0  # pruning may be what left them short: try them on every candidate
-        cost = sum(score(search.index, pairs).values())
         if best is None or cost < best[0]:
             best, stale = (cost, search.assigned.copy()), 0
             continue

@@ -141,7 +141,8 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
         return _infeasible(problem, conflicts, clock)
     eligible = _model_candidates(problem, full_eligible)
     flow_bound: int | None = None
-    if _by_days(problem):
+    by_days = _by_days(problem)
+    if by_days:
         # Seconds of day-by-day flows give a far better start than the greedy (1,000
         # generated volunteers: 124,610 against 156,700, 7% above the proven bound).
         start, flow_bound = _day_flow_start(
@@ -212,9 +213,40 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
         stats={
             **solution.stats,
             "parallel": parallel,
-            "start": "day flow" if flow_bound is not None else "greedy",
+            "start": "day flow" if by_days else "greedy",
         },
     )
+
+
+def _day_search(
+    problem: Problem, index: ProblemIndex, eligible: list[np.ndarray], deadline: float
+) -> tuple[DayFlow, int | None]:
+    """The day-by-day search, started and sized for the time left, and the proven bound
+    where one was computed."""
+    search = DayFlow(problem, eligible, index)
+    if search.pair_count <= WEEK_FLOW_PAIRS:
+        # The whole-horizon relaxation proves a bound and, minus the pairs that break a rule
+        # it drops, gives the sweeps a start that days alone do not find (a person's weekly cap
+        # spent on the day that needs them least).
+        bound, volunteers, shifts = relaxed_roster(problem, eligible, search)
+        search.load_valid_part(volunteers, shifts)
+        return search, bound
+    if search.pair_count * SWEEP_S_PER_PAIR > FULL_SWEEP_SHARE * (deadline - time.monotonic()):
+        # Full day flows would not sweep the horizon in time (the app's 20 km reach gives
+        # 18,000 patrol volunteers 36 million pairs: 4 of 7 days in 30 s): flows over each
+        # post's nearest candidates, widened for any shift they leave short.
+        search.prune(PRUNE_PER_PLACE, PRUNE_PER_PERSON)
+    return search, None
+
+
+def _sweep_reporter(
+    progress: Callable[[ProgressEvent], None] | None, bound: int | None, clock: Clock
+) -> Callable[[int, int], None]:
+    def report(sweep: int, cost: int) -> None:
+        if progress is not None:
+            progress(ProgressEvent(cost, bound, clock.elapsed(), 0))
+
+    return report
 
 
 def _day_flow_start(
@@ -224,16 +256,9 @@ def _day_flow_start(
     clock: Clock,
     deadline: float,
     progress: Callable[[ProgressEvent], None] | None,
-) -> tuple[GreedyResult, int]:
-    search = DayFlow(problem, eligible, index)
-    bound, volunteers, shifts = relaxed_roster(problem, eligible, search)
-    search.load_valid_part(volunteers, shifts)
-
-    def report(sweep: int, pairs: tuple[Pair, ...]) -> None:
-        if progress is not None:
-            progress(ProgressEvent(sum(score(index, pairs).values()), bound, clock.elapsed(), 0))
-
-    pairs, _, _ = sweep_days(search, deadline, on_sweep=report)
+) -> tuple[GreedyResult, int | None]:
+    search, bound = _day_search(problem, index, eligible, deadline)
+    pairs, _, _ = sweep_days(search, deadline, _sweep_reporter(progress, bound, clock))
     return GreedyResult(pairs, True), bound
 
 
@@ -254,8 +279,7 @@ def _solve_by_days(
     clock: Clock,
 ) -> Solution:
     """Federation scale: every day re-assigned by min-cost flow against the rest of the week,
-    sweep after sweep, on every eligible pair (no pruning: the flow fills every place that can
-    be filled, which a model over the nearest candidates does not)."""
+    sweep after sweep (see `_day_search` for the start and when candidates are pruned)."""
     conflicts = [
         f"pinned {pair.volunteer} on {pair.shift}, but that pair is forbidden, unavailable, "
         "too far or of a kind they are capped at 0 for"
@@ -270,25 +294,9 @@ def _solve_by_days(
     )
     deadline = clock.start + options.time_limit_s - explain_reserve
 
-    def report(sweep: int, pairs: tuple[Pair, ...]) -> None:
-        if options.progress is not None:
-            value = sum(score(index, pairs).values())
-            options.progress(ProgressEvent(value, None, clock.elapsed(), 0))
-
-    search = DayFlow(problem, eligible, index)
-    bound: int | None = None
-    if search.pair_count <= WEEK_FLOW_PAIRS:
-        # The whole-horizon relaxation proves a bound and, minus the pairs that break a rule
-        # it drops, gives the sweeps a start that days alone do not find (a person's weekly cap
-        # spent on the day that needs them least).
-        bound, volunteers, shifts = relaxed_roster(problem, eligible, search)
-        search.load_valid_part(volunteers, shifts)
-    elif search.pair_count * SWEEP_S_PER_PAIR > FULL_SWEEP_SHARE * (deadline - time.monotonic()):
-        # Full day flows would not sweep the horizon in time (the app's 20 km reach gives
-        # 18,000 patrol volunteers 36 million pairs: 4 of 7 days in 30 s): flows over each
-        # post's nearest candidates, widened for any shift they leave short.
-        search.prune(PRUNE_PER_PLACE, PRUNE_PER_PERSON)
-    assignments, solved, sweeps = sweep_days(search, deadline, on_sweep=report)
+    search, bound = _day_search(problem, index, eligible, deadline)
+    report = _sweep_reporter(options.progress, bound, clock)
+    assignments, solved, sweeps = sweep_days(search, deadline, report)
     parts = score(index, assignments)
     solved_s = clock.elapsed()
     explain_by = clock.start + max(options.time_limit_s, clock.elapsed() + 0.5)
