@@ -167,7 +167,6 @@ class DayFlow:
         sizes = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
         shift = np.repeat(by_day, sizes)
         volunteer = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
-        offsets = dict(zip(by_day.tolist(), (np.cumsum(sizes) - sizes).tolist(), strict=True))
         self.shift_first = np.zeros(len(eligible), dtype=np.int64)
         self.shift_first[by_day] = np.cumsum(sizes) - sizes
         self.shift_size = np.zeros(len(eligible), dtype=np.int64)
@@ -199,8 +198,8 @@ class DayFlow:
             extra[key] = extra.get(key, 0) - weights.change
         special = np.zeros(len(shift), dtype=bool)
         for (v, s), delta in extra.items():
-            first = offsets[s]
-            segment = volunteer[first : first + len(eligible[s])]
+            first = int(self.shift_first[s])
+            segment = volunteer[first : first + int(self.shift_size[s])]
             at = first + np.flatnonzero(segment == v)
             cost[at] += delta
             special[at] = True
