@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.graph.python import min_cost_flow
 
-from scheduling.model.data import EARTH_RADIUS_KM, ProblemIndex
+from scheduling.model.data import ProblemIndex, haversine_term, km_of_term, radians_of
 from scheduling.model.objective import score
 from scheduling.model.roster import Roster
 from scheduling.problem import Location, Pair, Problem
@@ -173,18 +173,10 @@ class DayFlow:
         self.shift_size[by_day] = sizes
         cost = np.zeros(len(shift), dtype=np.int64)
         if weights.distance:
-            people, posts = problem.volunteers, problem.shifts
-            v_lat = np.radians([v.location.lat if v.location else np.nan for v in people])
-            v_lon = np.radians([v.location.lon if v.location else np.nan for v in people])
-            s_lat = np.radians([s.location.lat if s.location else np.nan for s in posts])
-            s_lon = np.radians([s.location.lon if s.location else np.nan for s in posts])
-            a_lat, a_lon = v_lat[volunteer], v_lon[volunteer]
-            b_lat, b_lon = s_lat[shift], s_lon[shift]
-            h = (
-                np.sin((b_lat - a_lat) / 2) ** 2
-                + np.cos(a_lat) * np.cos(b_lat) * np.sin((b_lon - a_lon) / 2) ** 2
-            )
-            km = np.floor(2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h))))
+            v_lat, v_lon = radians_of(v.location for v in problem.volunteers)
+            s_lat, s_lon = radians_of(s.location for s in problem.shifts)
+            h = haversine_term(v_lat[volunteer], v_lon[volunteer], s_lat[shift], s_lon[shift])
+            km = np.floor(km_of_term(h))
             cost += np.nan_to_num(km, nan=0.0).astype(np.int64) * weights.distance
         extra: dict[tuple[int, int], int] = {}
         for v, person in enumerate(problem.volunteers):
@@ -223,20 +215,14 @@ class DayFlow:
         where: dict[Location | None, int] = {loc: i for i, loc in enumerate(locations)}
         s_loc = np.array([where.get(s.location, -1) for s in problem.shifts], dtype=np.int64)
         people = problem.volunteers
-        v_lat = np.radians([v.location.lat if v.location else np.nan for v in people])
-        v_lon = np.radians([v.location.lon if v.location else np.nan for v in people])
-        l_lat = np.radians([loc.lat for loc in locations])
-        l_lon = np.radians([loc.lon for loc in locations])
+        v_lat, v_lon = radians_of(v.location for v in people)
+        l_lat, l_lon = radians_of(locations)
         # Haversine terms (monotone in distance), volunteers x locations, in float32.
         far = np.float32(np.inf)
         h = np.empty((len(people), len(locations)), dtype=np.float32)
         for first in range(0, len(people), 4096):
             rows = slice(first, first + 4096)
-            a_lat, a_lon = v_lat[rows, None], v_lon[rows, None]
-            h[rows] = (
-                np.sin((l_lat - a_lat) / 2) ** 2
-                + np.cos(a_lat) * np.cos(l_lat) * np.sin((l_lon - a_lon) / 2) ** 2
-            )
+            h[rows] = haversine_term(v_lat[rows, None], v_lon[rows, None], l_lat, l_lon)
         h[np.isnan(h)] = far
         places = np.zeros((len(locations), self.days), dtype=np.int64)
         located = s_loc >= 0

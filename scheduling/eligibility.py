@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from scheduling.model.data import EARTH_RADIUS_KM
+from scheduling.model.data import EARTH_RADIUS_KM, haversine_term, km_of_term, radians_of
 from scheduling.problem import Location, Pair, Problem, Volunteer
 
 KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180.0
@@ -68,11 +68,7 @@ class _VolunteerGrid:
             candidates = np.concatenate(rows)
         lat1, lon1 = math.radians(location.lat), math.radians(location.lon)
         lat2, lon2 = self.lat[candidates], self.lon[candidates]
-        h = (
-            np.sin((lat2 - lat1) / 2) ** 2
-            + math.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-        )
-        km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+        km = km_of_term(haversine_term(lat1, lon1, lat2, lon2))
         return np.sort(self.positions[candidates[km <= self.radius_km]])
 
 
@@ -200,8 +196,7 @@ def prune_candidates(
     must: dict[int, set[int]] = defaultdict(set)
     for pair in keep:
         must[shift_pos[pair.shift]].add(volunteer_pos[pair.volunteer])
-    lat = np.radians([v.location.lat if v.location else np.nan for v in problem.volunteers])
-    lon = np.radians([v.location.lon if v.location else np.nan for v in problem.volunteers])
+    lat, lon = radians_of(v.location for v in problem.volunteers)
     pruned: list[list[int]] = []
     for s, people in enumerate(eligible):
         shift = problem.shifts[s]
@@ -214,13 +209,7 @@ def prune_candidates(
             chosen = candidates[:limit]
         else:
             lat1, lon1 = math.radians(shift.location.lat), math.radians(shift.location.lon)
-            h = (
-                np.sin((lat[candidates] - lat1) / 2) ** 2
-                + math.cos(lat1)
-                * np.cos(lat[candidates])
-                * np.sin((lon[candidates] - lon1) / 2) ** 2
-            )
-            h = np.nan_to_num(h, nan=0.0)
+            h = np.nan_to_num(haversine_term(lat1, lon1, lat[candidates], lon[candidates]), nan=0.0)
             chosen = candidates[np.argpartition(h, limit - 1)[:limit]]
         allowed = set(people)
         pruned.append(sorted(set(chosen.tolist()) | (must.get(s, set()) & allowed)))
@@ -247,15 +236,13 @@ def _keep_every_volunteer(
         return
     shift_of = np.repeat(np.arange(len(eligible), dtype=np.int64), sizes)
     volunteer_of = np.concatenate([np.asarray(people, dtype=np.int64) for people in eligible])
-    shift_lat = np.radians([s.location.lat if s.location else np.nan for s in problem.shifts])
-    shift_lon = np.radians([s.location.lon if s.location else np.nan for s in problem.shifts])
-    a_lat, a_lon = lat[volunteer_of], lon[volunteer_of]
-    b_lat, b_lon = shift_lat[shift_of], shift_lon[shift_of]
-    h = (
-        np.sin((a_lat - b_lat) / 2) ** 2
-        + np.cos(a_lat) * np.cos(b_lat) * np.sin((a_lon - b_lon) / 2) ** 2
+    shift_lat, shift_lon = radians_of(s.location for s in problem.shifts)
+    h = np.nan_to_num(
+        haversine_term(
+            lat[volunteer_of], lon[volunteer_of], shift_lat[shift_of], shift_lon[shift_of]
+        ),
+        nan=0.0,
     )
-    h = np.nan_to_num(h, nan=0.0)
     # One float sort instead of a two-key lexsort: h (a haversine term) lies in [0, 1], so
     # volunteer * 2 + h orders by volunteer, then by distance.
     order = np.argsort(volunteer_of * 2.0 + h)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scheduling.eligibility import eligible_positions
-from scheduling.model.data import EARTH_RADIUS_KM, ProblemIndex
+from scheduling.model.data import ProblemIndex, haversine_term, km_of_term
 from scheduling.model.roster import Roster
 from scheduling.problem import Pair, Problem
 
@@ -58,11 +58,7 @@ class _Greedy:
         lat = np.radians([loc.lat if loc else location.lat for loc in located])
         lon = np.radians([loc.lon if loc else location.lon for loc in located])
         lat1, lon1 = np.radians(location.lat), np.radians(location.lon)
-        h = (
-            np.sin((lat - lat1) / 2) ** 2
-            + np.cos(lat1) * np.cos(lat) * np.sin((lon - lon1) / 2) ** 2
-        )
-        km = np.floor(2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h))))
+        km = np.floor(km_of_term(haversine_term(lat1, lon1, lat, lon)))
         return km.astype(np.int64) * weight
 
     def _order(self, shift: int, skill: str | None) -> list[int]:

@@ -10,6 +10,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
+
+import numpy as np
 
 from scheduling.problem import Location, Problem, Shift, Volunteer
 
@@ -23,6 +26,27 @@ def distance_km(a: Location, b: Location) -> float:
     dlon = math.radians(b.lon - a.lon)
     h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def radians_of(places: Iterable[Location | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Latitudes and longitudes in radians, NaN where there is no location."""
+    located = list(places)
+    lat = np.radians([p.lat if p is not None else np.nan for p in located])
+    lon = np.radians([p.lon if p is not None else np.nan for p in located])
+    return lat, lon
+
+
+def haversine_term(a_lat: Any, a_lon: Any, b_lat: Any, b_lon: Any) -> np.ndarray:
+    """The haversine term of two positions in radians (numpy broadcasting): it grows with the
+    great-circle distance, so it ranks by distance; `km_of_term` turns it into kilometres."""
+    return np.asarray(
+        np.sin((b_lat - a_lat) / 2) ** 2
+        + np.cos(a_lat) * np.cos(b_lat) * np.sin((b_lon - a_lon) / 2) ** 2
+    )
+
+
+def km_of_term(h: np.ndarray) -> np.ndarray:
+    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h))))
 
 
 def whole_km(volunteer: Volunteer, shift: Shift) -> int:
