@@ -557,17 +557,23 @@ def sweep_days(
     budget prices and then with them; the best roster seen is returned.
     """
     solved, sweep, per_day, stale = 0, 0, 0.0, 0
+    # Scoring the roster, once at the end of a sweep and once more in `_best`, takes time too
+    # (40,000 volunteers: a few tenths of a second); stopping a day's flow short of the
+    # deadline leaves room for it, so the whole search ends by the deadline.
+    scoring = 0.0
     best: tuple[int, np.ndarray] | None = None
     while True:
         sweep += 1
         for day in range(search.days):
-            if solved and time.monotonic() + per_day > deadline:
+            if solved and time.monotonic() + per_day + scoring > deadline:
                 return _best(search, best), solved, sweep
             began = time.monotonic()
             search.solve_day(day)
             per_day = max(per_day * 0.5, time.monotonic() - began)
             solved += 1
+        began = time.monotonic()
         cost = sum(score(search.index, search.pairs_now()).values())
+        scoring = 2 * (time.monotonic() - began)
         if on_sweep is not None:
             on_sweep(sweep, cost)
         if search.pruned and search.widen(search.short_shifts()):
