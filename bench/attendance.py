@@ -335,6 +335,52 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (Linux /proc; None without it)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pids(*pgrep: str) -> list[int]:
+    found = subprocess.run(["pgrep", *pgrep], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+class _CpuMeter:
+    """CPU milliseconds per request spent by the gunicorn workers, PostgreSQL (the local
+    server's processes: backends, including those started during the run, and background
+    writers) and this load generator, over one run."""
+
+    def __init__(self, server: subprocess.Popen[bytes]) -> None:
+        self.server = server.pid
+        self.began = {key: self._read(pids) for key, pids in self._groups().items()}
+
+    def _groups(self) -> dict[str, list[int]]:
+        return {
+            "gunicorn": _pids("-P", str(self.server)),
+            "postgres": _pids("postgres"),
+            "client": [os.getpid()],
+        }
+
+    @staticmethod
+    def _read(pids: list[int]) -> dict[int, float]:
+        return {pid: used for pid in pids if (used := _cpu_seconds(pid)) is not None}
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        spent: dict[str, float] = {}
+        for key, pids in self._groups().items():
+            before = self.began[key]
+            now = self._read(pids)
+            seconds = sum(used - before.get(pid, 0.0) for pid, used in now.items())
+            spent[key] = seconds * 1000 / max(1, requests)
+        spent["total"] = sum(spent.values())
+        return {key: round(ms, 3) for key, ms in spent.items()}
+
+
 def _load(
     port: int,
     clients: int,
@@ -504,10 +550,14 @@ def run_http(
         _load(port, 10, warm, 30)
         health = [("GET", "/api/v1/health", None, {})] * count
         log(f"attendance: GET /health x{count} with {clients} clients")
+        meter = _CpuMeter(server)
         h_lat, h_fail, h_wall = _load(port, clients, health, 120)
+        h_cpu = meter.per_request_ms(len(h_lat))
         checkins = _check_ins(assignments)
         log(f"attendance: POST check-in x{len(checkins)} with {clients} clients")
+        meter = _CpuMeter(server)
         c_lat, c_fail, c_wall = _load(port, clients, checkins, 300)
+        c_cpu = meter.per_request_ms(len(c_lat))
         paced_result: dict[str, Any] = {}
         if at_rate:
             log(f"attendance: {clients} clients offering {rate:g} req/s: health, then check-in")
@@ -543,11 +593,17 @@ def run_http(
     return {
         "load": load,
         "clients": clients,
-        "health": {**_stats(h_lat), "failures": h_fail, "rps": round(health_rps, 1)},
+        "health": {
+            **_stats(h_lat),
+            "failures": h_fail,
+            "rps": round(health_rps, 1),
+            "cpu_ms_per_request": h_cpu,
+        },
         "check_in": {
             **_stats(c_lat),
             "failures": c_fail,
             "rps": round(checkin_rps, 1),
+            "cpu_ms_per_request": c_cpu,
             "attendances_stored": stored,
             "check_ins_sent": len(everything),
         },
@@ -612,6 +668,17 @@ def _http_table(run: dict[str, Any]) -> str:
     )
 
 
+def _cpu_table(run: dict[str, Any]) -> str:
+    keys = ("gunicorn", "postgres", "client", "total")
+    return format_table(
+        ["endpoint", "gunicorn workers", "PostgreSQL", "load generator", "total"],
+        [
+            [name, *(run[part]["cpu_ms_per_request"][key] for key in keys)]
+            for name, part in (("GET /health", "health"), ("POST check-in", "check_in"))
+        ],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=40_000)
@@ -656,6 +723,8 @@ def main() -> None:
             f"attendances stored {h['check_in']['attendances_stored']} of "
             f"{h['check_in']['check_ins_sent']} check-ins sent (closed loop and fixed rate)"
         )
+        print("CPU per request (ms, all cores; the ratio is about the ratio of these totals):")
+        print(_cpu_table(h))
         paced = h.get("fixed_rate")
         if paced:
             print(
