@@ -13,10 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 from ortools.sat.python import cp_model
 
 from scheduling.model.build import RosterModel, build_model
 from scheduling.model.data import ProblemIndex
+from scheduling.person_dp import Cover, Multipliers, marginal_gains, plan_person
 from scheduling.problem import Pair, Problem, Shift, Volunteer
 
 # Longest time one round's re-solve may take, and how many variables the first rounds free.
@@ -251,9 +253,10 @@ def sequential_roster(
     """A roster that keeps every hard rule, built one volunteer at a time.
 
     Every hard rule except capacity concerns one volunteer, and cover is soft, so a volunteer's
-    schedule can be chosen alone against what the others left: each step is a tiny CP-SAT model
-    (one volunteer, the shifts with room left, requirements reduced by those already staffed).
-    Most-constrained volunteers go first; `hint` (say, a greedy roster that breaks a minimum
+    schedule can be chosen alone against what the others left (the shifts with room left,
+    requirements reduced by those already staffed): first by the day-by-day search of
+    `person_dp`, else by a tiny CP-SAT model of that volunteer. Most-constrained volunteers go
+    first; `hint` (say, a greedy roster that breaks a minimum
     rule) seeds each person's search with their schedule in it. Returns None if a volunteer has
     no valid schedule (the ones before took the room they needed; try `frugal`) or time runs
     out.
@@ -276,18 +279,59 @@ def sequential_roster(
     pinned = {(p.volunteer, p.shift) for p in problem.pinned}
     chosen: list[Pair] = []
     order = sorted(range(len(problem.volunteers)), key=tightness)
+    index = ProblemIndex.build(problem)
+    cover = Cover.of(problem)
+    room = np.array([s.max_people for s in problem.shifts], dtype=np.int64)
+    taken = np.zeros(len(problem.shifts), dtype=np.int64)
+    prices: Multipliers | None = None
+
+    def skilled(s: int, skill: str) -> int:
+        return sum(1 for other in staff[s] if skill in other.skills)
+
     for step, v in enumerate(order):
         volunteer = problem.volunteers[v]
         remaining = deadline - time.monotonic()
         if time.monotonic() >= (hard_deadline or deadline):
             return None
-        shifts = []
-        for s in by_volunteer[v]:
-            residual = _residual_shift(problem.shifts[s], staff[s], frugal)
-            if residual is not None:
-                shifts.append(residual)
-            elif (volunteer.id, problem.shifts[s].id) in pinned:
-                return None
+        mine = np.array(by_volunteer[v], dtype=np.int64)
+        open_positions = mine[taken[mine] < room[mine]]
+        if len(open_positions) < len(mine) and any(
+            (volunteer.id, problem.shifts[s].id) in pinned
+            for s in mine[taken[mine] >= room[mine]].tolist()
+        ):
+            return None
+        share = remaining / max(1, len(order) - step)
+        planned: list[int] | None = None
+        if not (problem.weights.fairness and volunteer.target_minutes is not None):
+            # Fairness is not per assignment: such volunteers go to CP-SAT.
+            gains = marginal_gains(
+                problem, cover, volunteer, open_positions, taken[open_positions], skilled, frugal
+            )
+            must = [
+                s for s in open_positions.tolist() if (volunteer.id, problem.shifts[s].id) in pinned
+            ]
+            planned, prices = plan_person(
+                index,
+                v,
+                open_positions.tolist(),
+                gains,
+                must,
+                seed=seed,
+                deadline=time.monotonic() + max(1.0, 3 * share),
+                start=prices,
+                polish=0,
+            )
+        if planned is not None:
+            for s in planned:
+                staff[s].append(volunteer)
+                taken[s] += 1
+                chosen.append(Pair(volunteer.id, problem.shifts[s].id))
+            continue
+        shifts = [
+            shift
+            for s in open_positions.tolist()
+            if (shift := _residual_shift(problem.shifts[s], staff[s], frugal)) is not None
+        ]
         ids = {s.id for s in shifts}
         single = replace(
             problem,
@@ -308,7 +352,6 @@ def sequential_roster(
         if own:
             rm.add_hint(own)
         solver = cp_model.CpSolver()
-        share = remaining / max(1, len(order) - step)
         # Past the soft deadline each person gets only a quick look at the objective.
         solver.parameters.max_time_in_seconds = max(0.05, min(1.0, share))
         # One CP-SAT worker stalls on some long single-person schedules that two solve at once.
@@ -325,7 +368,8 @@ def sequential_roster(
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return None
         for pair in rm.assignments(solver):
-            s = next(i for i in by_volunteer[v] if problem.shifts[i].id == pair.shift)
+            s = index.shift_pos[pair.shift]
             staff[s].append(volunteer)
+            taken[s] += 1
             chosen.append(pair)
     return tuple(chosen)
