@@ -39,8 +39,7 @@ START = datetime(2026, 12, 7, tzinfo=UTC)
 
 
 def _run(problem: Problem) -> tuple[Pair, ...]:
-    pairs, _, _ = day_by_day(problem, eligible_positions(problem), math.inf)
-    return pairs
+    return day_by_day(problem, eligible_positions(problem), math.inf).pairs
 
 
 @st.composite
@@ -353,7 +352,8 @@ def test_the_sweeps_leave_room_to_score_the_roster_before_the_deadline(
     problem = generate_federation_week(300, seed=5)
     search = DayFlow(problem, eligible_positions(problem))
     deadline = 30.0  # a 7-day sweep and its scoring take 10 s
-    pairs, solved, _ = sweep_days(search, deadline)
+    found = sweep_days(search, deadline)
     assert clock[0] <= deadline
-    assert solved >= 14  # two whole sweeps fit, and some of a third
-    assert check(problem, pairs).ok
+    assert found.solved >= 14  # two whole sweeps fit, and some of a third
+    report = check(problem, found.pairs)
+    assert report.ok and report.objective == sum(found.parts.values())
