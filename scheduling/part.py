@@ -180,10 +180,11 @@ def solve_part(
         return PartResult("unknown", (), None, n_vars)
     index = ProblemIndex.build(task.problem)
     rm = build_model(index, task.eligible)
+    kept_filled = False
     if hint:
         rm.add_hint(hint)
         if hint_valid:
-            _keep_filled(rm, hint)
+            kept_filled = _keep_filled(rm, hint)
     whole_share = 1.0 if not task.use_lns else 0.0 if large and hint_valid else WHOLE_SHARE
     status = cp_model.UNKNOWN
     bound: int | None = None
@@ -229,7 +230,17 @@ def solve_part(
             if progress is not None:
                 progress(ProgressEvent(value, bound, clock.elapsed(), task.number))
 
-        result = improve(rm, values, objective, deadline, task.seed, task.workers, report)
+        result = improve(
+            rm,
+            values,
+            objective,
+            deadline,
+            task.seed,
+            task.workers,
+            report,
+            # Best-response moves do not see the cap on missing people.
+            replan=not kept_filled,
+        )
         values, rounds = result.values, result.rounds
     state = "optimal" if status == cp_model.OPTIMAL else "feasible"
     return PartResult(state, _pairs(rm, values), bound, n_vars, (), rounds)

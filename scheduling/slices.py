@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 from ortools.sat.python import cp_model
 
+from scheduling.best_response import Replanner
 from scheduling.model.build import build_model
 from scheduling.model.data import ProblemIndex
 from scheduling.model.objective import score
@@ -147,6 +149,30 @@ class _SliceSearch:
                 self.by_volunteer[v].add(s)
         return True
 
+    def replan(self, replanner: Replanner, deadline: float) -> bool | None:
+        """Re-plan the next volunteer's whole horizon against everyone else (a best response);
+        True if the roster got cheaper, False if it only changed or stayed, None if nobody
+        can be re-planned."""
+        v = replanner.next_volunteer()
+        if v is None:
+            return None
+        volunteers = self.problem.volunteers
+        counts = np.fromiter((len(people) for people in self.staff), np.int64, len(self.staff))
+
+        def skilled(s: int, skill: str) -> int:
+            return sum(1 for p in self.staff[s] if skill in volunteers[p].skills)
+
+        own = self.by_volunteer[v]
+        move = replanner.replan(v, counts, own, skilled, deadline)
+        if move is None:
+            return False
+        for s in own:
+            self.staff[s].discard(v)
+        self.by_volunteer[v] = set(move.shifts)
+        for s in move.shifts:
+            self.staff[s].add(v)
+        return move.saving > 0
+
     def pairs(self) -> tuple[Pair, ...]:
         volunteers, shifts = self.problem.volunteers, self.problem.shifts
         return tuple(
@@ -170,13 +196,26 @@ def improve_by_slices(
     :return: the best roster and the number of rounds run.
     """
     search = _SliceSearch.create(problem, eligible, start, seed)
+    replanner = Replanner(search.index, eligible, seed)
+    # Cluster rounds and best-response rounds, each chosen more often while it improves.
+    weights = {"cluster": 1.0, "replan": 1.0 if replanner.volunteers else 0.0}
     size, rounds = 24, 0
     while time.monotonic() < deadline - 0.1:
         rounds += 1
-        limit = min(1.0, deadline - time.monotonic())
-        began = time.monotonic()
-        if search.round(size, limit, workers, deadline) and on_improve is not None:
+        kind = search.rng.choices(list(weights), list(weights.values()))[0]
+        if kind == "replan":
+            better = search.replan(replanner, min(deadline, time.monotonic() + 1.0))
+            if better is None:
+                weights["replan"] = 0.0
+                continue
+        else:
+            limit = min(1.0, deadline - time.monotonic())
+            began = time.monotonic()
+            better = search.round(size, limit, workers, deadline)
+            # Keep rounds short: grow clusters while they solve quickly, shrink when not.
+            quick = time.monotonic() - began < limit * 0.5
+            size = min(200, size + 4) if quick else max(8, size - 4)
+        if better and on_improve is not None:
             on_improve(rounds)
-        # Keep rounds short: grow clusters while they solve quickly, shrink when they do not.
-        size = min(200, size + 4) if time.monotonic() - began < limit * 0.5 else max(8, size - 4)
+        weights[kind] = max(0.2, min(5.0, weights[kind] * (1.3 if better else 0.97)))
     return search.pairs(), rounds

@@ -255,3 +255,61 @@ def test_keeps_rules_reports_a_broken_limit() -> None:
     problem = make_problem([volunteer], shifts, days=3)
     assert keeps_rules(problem, volunteer, ["d0", "d1"])
     assert not keeps_rules(problem, volunteer, ["d0", "d1", "d2"])
+
+
+def test_best_response_saves_exactly_what_the_checker_scores() -> None:
+    import random
+
+    from scheduling.best_response import Replanner
+
+    rng = random.Random(3)
+    days = 14
+    shifts = [
+        make_shift(f"d{d}{kind}", d, hour, 8, kind=kind, required=rng.randint(1, 3))
+        for d in range(days)
+        for kind, hour in (("e", 6), ("l", 14))
+    ]
+    volunteers = [
+        Volunteer(
+            f"v{i}",
+            limits=Limits(
+                max_consecutive_days=4,
+                min_consecutive_days=2,
+                min_consecutive_days_off=2,
+                max_minutes=8 * 480,
+                max_weekends=1,
+            ),
+            requests=(Request(f"d{rng.randrange(days)}e", rng.random() < 0.5, 3),),
+        )
+        for i in range(5)
+    ]
+    problem = make_problem(
+        volunteers,
+        shifts,
+        days=days,
+        rules=Rules(one_shift_per_day=True, forbidden_successions=(("l", "e"),)),
+        weights=Weights(under=10, over=1),
+    )
+    eligible = eligible_positions(problem)
+    roster = sequential_roster(problem, eligible, time.monotonic() + 10, frugal=True)
+    assert roster is not None
+    index = ProblemIndex.build(problem)
+    replanner = Replanner(index, eligible, seed=0)
+    assigned = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in roster}
+    cost = check(problem, roster).objective
+    for _ in range(3 * len(volunteers)):
+        v = replanner.next_volunteer()
+        assert v is not None
+        counts = np.bincount([s for _, s in assigned], minlength=len(shifts))
+        own = [s for p, s in assigned if p == v]
+        move = replanner.replan(v, counts, own, None, None)
+        if move is None:
+            continue
+        assigned = {(p, s) for p, s in assigned if p != v} | {(v, s) for s in move.shifts}
+        pairs = [Pair(problem.volunteers[p].id, problem.shifts[s].id) for p, s in assigned]
+        report = check(problem, pairs)
+        assert report.ok
+        assert report.objective == cost - move.saving
+        cost = report.objective
+    # The frugal start leaves most shifts short; best responses fill them.
+    assert cost < check(problem, roster).objective

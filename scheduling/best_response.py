@@ -1,0 +1,126 @@
+"""Best response: re-plan one volunteer's whole horizon against everyone else's current
+assignments with the day-by-day search of `person_dp`, and keep it when the roster costs no
+more.
+
+With everyone else fixed, every objective term except fairness changes by a fixed amount per
+assignment of this volunteer (one more person on a short shift saves its under weight, on a
+full one costs its over weight, and so on), so the search's value is exactly the roster's
+saving, and the move is scored without re-scoring the roster. Moves along plateaus (equal
+cost) are taken too: they let the next person's move find room.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from scheduling.model.data import ProblemIndex
+from scheduling.person_dp import Cover, Multipliers, marginal_gains, plan_person
+
+
+@dataclass(frozen=True, slots=True)
+class Replan:
+    volunteer: int
+    shifts: tuple[int, ...]  # the new schedule, shift positions
+    saving: int  # how much cheaper the roster gets (0: as cheap)
+
+
+class Replanner:
+    """Best-response moves for the volunteers of one problem, each volunteer's prices kept
+    from one move to the next (their gains change little between moves)."""
+
+    def __init__(
+        self, index: ProblemIndex, eligible: Sequence[Sequence[int]], seed: int = 0
+    ) -> None:
+        problem = index.problem
+        self.index = index
+        self.cover = Cover.of(problem)
+        self.room = np.array([s.max_people for s in problem.shifts], dtype=np.int64)
+        mine: list[list[int]] = [[] for _ in problem.volunteers]
+        for s, people in enumerate(eligible):
+            for v in people:
+                mine[v].append(s)
+        self.positions = [np.array(sorted(shifts), dtype=np.int64) for shifts in mine]
+        self.pinned: list[list[int]] = [[] for _ in problem.volunteers]
+        for pair in problem.pinned:
+            person = index.volunteer_pos.get(pair.volunteer)
+            shift = index.shift_pos.get(pair.shift)
+            if person is not None and shift is not None:
+                self.pinned[person].append(shift)
+        fairness = problem.weights.fairness
+        # Fairness is not per assignment: those volunteers are never re-planned here.
+        self.volunteers = [
+            v
+            for v, volunteer in enumerate(problem.volunteers)
+            if len(self.positions[v]) and not (fairness and volunteer.target_minutes is not None)
+        ]
+        self.skills = bool(problem.weights.skill_under) and any(s.skills for s in problem.shifts)
+        self.prices: dict[int, Multipliers | None] = {}
+        self.rng = random.Random(seed)
+        self.queue: list[int] = []
+        self.seed = seed
+
+    def next_volunteer(self) -> int | None:
+        """Volunteers in a random order, every one once before any again."""
+        if not self.queue:
+            self.queue = list(self.volunteers)
+            self.rng.shuffle(self.queue)
+        return self.queue.pop() if self.queue else None
+
+    def replan(
+        self,
+        v: int,
+        counts: np.ndarray,
+        own: Collection[int],
+        skilled: Callable[[int, str], int] | None,
+        deadline: float | None,
+    ) -> Replan | None:
+        """The volunteer's best schedule against the others, if it costs no more than their
+        current one (`own`) and differs from it.
+
+        :param counts: per shift position, how many people (this volunteer included) are on it.
+        :param skilled: how many people on a shift have a skill (this volunteer included).
+        """
+        problem = self.index.problem
+        volunteer = problem.volunteers[v]
+        positions = self.positions[v]
+        mine = np.isin(positions, np.asarray(list(own), dtype=np.int64))
+        others = counts[positions] - mine
+        open_ = others < self.room[positions]
+        candidates, others = positions[open_], others[open_]
+
+        def skilled_others(s: int, skill: str) -> int:
+            having = skilled(s, skill) if skilled is not None else 0
+            return having - int(s in own and skill in volunteer.skills)
+
+        gains = marginal_gains(
+            problem,
+            self.cover,
+            volunteer,
+            candidates,
+            others,
+            skilled_others if self.skills else None,
+        )
+        current = float(gains[np.isin(candidates, np.asarray(list(own), dtype=np.int64))].sum())
+        planned, prices = plan_person(
+            self.index,
+            v,
+            candidates.tolist(),
+            gains,
+            self.pinned[v],
+            seed=self.seed,
+            deadline=deadline,
+            start=self.prices.get(v),
+            polish=1,
+        )
+        self.prices[v] = prices
+        if planned is None or set(planned) == set(own):
+            return None
+        where = {int(s): i for i, s in enumerate(candidates)}
+        saving = round(sum(float(gains[where[s]]) for s in planned) - current)
+        if saving < 0:
+            return None
+        return Replan(v, tuple(sorted(planned)), saving)
