@@ -429,9 +429,12 @@ class PersonDP:
 
         Each pass solves a grid of settings: prices per minute around the current one, times
         scales of the caps' prices. The next pass centres on the setting that broke the rules
-        least, zooming in when it lies inside the grid and widening when at its edge; the
-        caps' prices grow with their excess. The first valid batch ends the search, after
-        `polish` more passes with relaxed prices that look for a better valid schedule."""
+        least, zooming in where the rows straddle the minutes window and moving on (wider)
+        where they all lie on one side of it; each cap's price moves by a step that grows
+        while the cap stays over or under and halves when it crosses. When no row is valid,
+        splicing two rows (this pass's and the previous pass's nearest) may give one. The
+        first valid schedule ends the search, after `polish` more passes with relaxed prices
+        that look for a better one."""
         n = len(self.candidates)
         caps = self.caps
         start = start or Multipliers()
@@ -439,9 +442,6 @@ class PersonDP:
         rng = np.random.default_rng(seed)
         # Breaks ties between equal schedules (worth far less than a unit of gain in total).
         noisy = gains + rng.random(n) * (0.5 / max(1, self.days))
-        # Prices differ a little from shift to shift and weekend to weekend, so that where
-        # many are worth the same (every weekend alike) a rising price drops them one by one,
-        # not all at once. Prices only steer the search; the value is the gains'.
         scale = max(1.0, float(np.percentile(np.abs(gains), 90)) if n else 1.0)
         unit = float(self.minutes.mean()) if n else 1.0
         low = float(self.min_minutes)
@@ -563,6 +563,8 @@ class PersonDP:
         under; a seam between them keeps both sides' sequences and sums their resources.
 
         :return: (value, candidate ids) or None."""
+        if not len(self.candidates):
+            return None  # nothing to work: the empty schedule is all there is
         rows, days = plan.shape
         caps = self.caps
         worked = plan >= 0
