@@ -115,8 +115,10 @@ class Replanner:
             deadline=deadline,
             start=self.prices.get(v),
             polish=1,
+            retry_past_deadline=False,
         )
-        self.prices[v] = prices
+        # Prices that found nothing are dropped: the next turn starts afresh.
+        self.prices[v] = prices if planned is not None else None
         if planned is None or set(planned) == set(own):
             return None
         where = {int(s): i for i, s in enumerate(candidates)}

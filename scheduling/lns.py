@@ -19,7 +19,7 @@ from ortools.sat.python import cp_model
 from scheduling.best_response import Replanner
 from scheduling.model.build import RosterModel, build_model
 from scheduling.model.data import ProblemIndex
-from scheduling.person_dp import Cover, Multipliers, marginal_gains, plan_person
+from scheduling.person_dp import BUILD_BATCH, Cover, Multipliers, marginal_gains, plan_person
 from scheduling.problem import Pair, Problem, Shift, Volunteer
 
 # Longest time one round's re-solve may take, and how many variables the first rounds free.
@@ -32,6 +32,8 @@ FIRST_FREE = 400
 # from those rounds: Instance7 1,114 -> 1,385, Instance8 1,643 -> 1,941, Instance16 3,946 ->
 # 4,048.
 REPLAN_MIN_DAYS = 70
+# Time a best-response round needs left before the deadline.
+REPLAN_LEFT_S = 0.5
 
 
 @dataclass(slots=True)
@@ -259,6 +261,8 @@ def improve(
     while time.monotonic() < deadline - 0.05:
         rounds += 1
         kind = hoods.pick_kind()
+        if kind == "replan" and deadline - time.monotonic() < REPLAN_LEFT_S:
+            continue  # a pass of the day-by-day search may not fit any more
         if kind == "replan" and replans is not None:
             moved = replans.move(best_values, min(deadline, time.monotonic() + 1.0))
             if moved is not None:
@@ -415,6 +419,7 @@ def sequential_roster(
                 deadline=time.monotonic() + max(1.0, 3 * share),
                 start=prices,
                 polish=0,
+                batch=BUILD_BATCH,
             )
         if planned is not None:
             for s in planned:

@@ -36,8 +36,15 @@ from scheduling.model.data import ProblemIndex, whole_km
 from scheduling.problem import Limits, Pair, Problem, Volunteer
 
 NEG = -1e30
-# Multiplier settings solved together per pass, and passes before giving up.
+# Multiplier settings solved together per pass, and passes before giving up. A roster build
+# (every volunteer once, most finding a valid schedule in the first pass) uses the smaller
+# batch: Curtois Instance24's build took 19 s with 16 settings, 41 s with 32 at load 3, and
+# at load 3.4 the 32-setting build overran the part's limit (no roster). The start is worse
+# (474,387 against about 241,000), so at load 1.4 Instance24 ends at 402,522 at 60 s where
+# 32 settings reached 230,582. Improvement moves use the larger batch (Instance22 at 60 s,
+# load 3: 61,350 with 32 settings, 73,039 with 16).
 BATCH = 32
+BUILD_BATCH = 16
 MAX_PASSES = 40
 # Splicing two rows' schedules: how many rows may give the first part, and how many seams
 # are checked on every resource.
@@ -423,6 +430,7 @@ class PersonDP:
         start: Multipliers | None = None,
         polish: int = 1,
         max_passes: int = MAX_PASSES,
+        batch: int = BATCH,
     ) -> tuple[np.ndarray | None, Multipliers]:
         """The most valuable schedule found that keeps every rule the search knows (candidate
         ids), and the prices it ended with.
@@ -460,13 +468,13 @@ class PersonDP:
         last_signs = np.zeros(total_caps)
         least_step = step * 0.05
         if window and priced:
-            steps = np.repeat(np.linspace(-1.0, 1.0, BATCH // 4), 4)
-            scales = np.tile([0.5, 1.0, 1.5, 2.5], BATCH // 4)
+            steps = np.repeat(np.linspace(-1.0, 1.0, batch // 4), 4)
+            scales = np.tile([0.5, 1.0, 1.5, 2.5], batch // 4)
         elif window:
-            steps, scales = np.linspace(-1.0, 1.0, BATCH), np.ones(BATCH)
+            steps, scales = np.linspace(-1.0, 1.0, batch), np.ones(batch)
         else:
-            steps = np.zeros(BATCH)
-            scales = np.concatenate([[0.0], 2.0 ** np.linspace(-2, 5, BATCH - 1)])
+            steps = np.zeros(batch)
+            scales = np.concatenate([[0.0], 2.0 ** np.linspace(-2, 5, batch - 1)])
         weekend_ids = self.weekend_of
         weekend_keys = np.unique(weekend_ids[weekend_ids >= 0])
         best: tuple[float, np.ndarray] | None = None
@@ -485,19 +493,19 @@ class PersonDP:
             jitter = 1.0 + spread * rng.random(n)
             weekend_jitter = 1.0 + spread * rng.random(self.days)[self.weekend_of % self.days]
             charge = mus[:, None] * self.minutes[None, :] + scales[:, None] * price[None, :]
-            batch = noisy[None, :] - charge * jitter[None, :]
+            priced_gains = noisy[None, :] - charge * jitter[None, :]
             weekend_price = (scales * weekend_lam)[:, None] * weekend_jitter[None, :]
-            plan = self.solve_batch(batch, weekend_price)
+            plan = self.solve_batch(priced_gains, weekend_price)
             if plan is None:
                 return None, start
-            taken = np.zeros((BATCH, n), dtype=bool)
+            taken = np.zeros((batch, n), dtype=bool)
             rows, days = np.nonzero(plan >= 0)
             taken[rows, plan[rows, days]] = True
             minutes = taken @ self.minutes
             excess = (taken.astype(np.float64) @ caps.coef.T - caps.cap[None, :]) / norm[None, :]
-            weekends = np.zeros(BATCH)
+            weekends = np.zeros(batch)
             if caps.weekends is not None:
-                seen = np.zeros((BATCH, len(weekend_keys)), dtype=bool)
+                seen = np.zeros((batch, len(weekend_keys)), dtype=bool)
                 on = (plan >= 0) & (weekend_ids[None, :] >= 0)
                 r_on, d_on = np.nonzero(on)
                 seen[r_on, np.searchsorted(weekend_keys, weekend_ids[d_on])] = True
@@ -509,7 +517,7 @@ class PersonDP:
             spliced = None
             if not valid.any():
                 spliced = self.splice(np.concatenate([plan[nearest], pool]), gains)
-            pool = plan[nearest[: BATCH // 2]]
+            pool = plan[nearest[: batch // 2]]
             if spliced is not None or valid.any():
                 if spliced is not None:
                     r = int(nearest[0])
@@ -739,9 +747,15 @@ def plan_person(
     deadline: float | None = None,
     start: Multipliers | None = None,
     polish: int = 1,
+    retry_past_deadline: bool = True,
+    batch: int = BATCH,
 ) -> tuple[list[int] | None, Multipliers | None]:
     """The volunteer's best schedule found (shift positions) and the prices it ended with, or
     (None, ...) when the search does not apply or finds nothing that keeps every rule.
+
+    When the search from `start` finds nothing, a second one starts from no prices; with
+    `retry_past_deadline` it may run past `deadline` (a roster build needs every volunteer),
+    otherwise it stops there too (an improvement move can wait for the next turn).
 
     :param candidates: positions of the shifts the volunteer may take (eligible, with room).
     :param gains: per candidate, what taking it is worth (`marginal_gains`).
@@ -755,10 +769,18 @@ def plan_person(
     dp = PersonDP(index, volunteer, candidates, must)
     values = np.asarray(gains, dtype=np.float64)
     passes = MAX_PASSES // 3 if start is not None else MAX_PASSES
-    found, prices = dp.search(values, seed, deadline, start, polish, passes)
+    found, prices = dp.search(values, seed, deadline, start, polish, passes, batch)
     if found is None and start is not None:
         # Another volunteer's prices can lead the search astray: once more from none.
-        found, prices = dp.search(values, seed, None, None, polish)
+        found, prices = dp.search(
+            values,
+            seed,
+            None if retry_past_deadline else deadline,
+            None,
+            polish,
+            MAX_PASSES,
+            batch,
+        )
     if found is None:
         return None, prices
     chosen = [int(dp.candidates[j]) for j in found]

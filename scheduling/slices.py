@@ -18,6 +18,10 @@ from scheduling.model.data import ProblemIndex
 from scheduling.model.objective import score
 from scheduling.problem import Pair, Problem
 
+# Time a best-response round needs left before the deadline (one pass of the day-by-day
+# search on a 364-day horizon takes up to a few tenths of a second on a busy machine).
+REPLAN_LEFT_S = 0.5
+
 
 @dataclass(slots=True)
 class _SliceSearch:
@@ -197,12 +201,16 @@ def improve_by_slices(
     """
     search = _SliceSearch.create(problem, eligible, start, seed)
     replanner = Replanner(search.index, eligible, seed)
-    # Cluster rounds and best-response rounds, each chosen more often while it improves.
-    weights = {"cluster": 1.0, "replan": 1.0 if replanner.volunteers else 0.0}
+    # Cluster rounds and best-response rounds, each chosen more often while it improves (on
+    # Curtois Instance23 at 60 s, best responses first three times as likely as clusters gave
+    # 127,522 where even odds gave 164,552).
+    weights = {"cluster": 1.0, "replan": 3.0 if replanner.volunteers else 0.0}
     size, rounds = 24, 0
     while time.monotonic() < deadline - 0.1:
         rounds += 1
         kind = search.rng.choices(list(weights), list(weights.values()))[0]
+        if kind == "replan" and deadline - time.monotonic() < REPLAN_LEFT_S:
+            kind = "cluster"  # a pass of the day-by-day search may not fit any more
         if kind == "replan":
             better = search.replan(replanner, min(deadline, time.monotonic() + 1.0))
             if better is None:
