@@ -231,8 +231,10 @@ def improve(
     workers: int,
     on_improve: Callable[[int], None] | None = None,
     replan: bool = True,
+    proven_bound: int | None = None,
 ) -> LnsResult:
-    """Improve a feasible roster until the deadline (a `time.monotonic()` instant).
+    """Improve a feasible roster until the deadline (a `time.monotonic()` instant), or until it
+    meets `proven_bound` (a lower bound proven elsewhere: nothing is left to find).
 
     `replan`: also re-plan whole volunteers by the day-by-day search on horizons of at least
     REPLAN_MIN_DAYS; off when the model holds a constraint beyond the roster rules (such as a
@@ -259,6 +261,8 @@ def improve(
     if replans is None:
         hoods.weights["replan"] = 0.0
     while time.monotonic() < deadline - 0.05:
+        if proven_bound is not None and best_objective <= proven_bound:
+            break
         rounds += 1
         kind = hoods.pick_kind()
         if kind == "replan" and deadline - time.monotonic() < REPLAN_LEFT_S:

@@ -48,6 +48,9 @@ class PartTask:
     workers: int
     seed: int
     use_lns: bool
+    # A lower bound on this part's objective proven before the search (the whole-horizon flow
+    # bound, when the part is the whole problem): the LNS stops once it is met.
+    proven_bound: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +243,9 @@ def solve_part(
             report,
             # Best-response moves do not see the cap on missing people.
             replan=not kept_filled,
+            proven_bound=max(
+                (b for b in (task.proven_bound, bound) if b is not None), default=None
+            ),
         )
         values, rounds = result.values, result.rounds
     state = "optimal" if status == cp_model.OPTIMAL else "feasible"

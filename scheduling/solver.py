@@ -188,6 +188,9 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
                 options.workers,
                 options.seed,
                 options.use_lns,
+                # The flow bound holds for the whole problem, so only a part that is all of it
+                # may stop on meeting it.
+                flow_bound if len(parts) == 1 else None,
             )
         )
     results = _run_parts(tasks, options, parallel)

@@ -209,3 +209,20 @@ def test_explaining_an_infeasible_part_stays_within_the_part_limit(
     result = part.solve_part(task)
     assert result.status == "infeasible" and result.conflicts
     assert len(limits) == 2 and limits[1] < 1.0  # what the first solve left, not a fixed limit
+
+
+def test_improve_stops_once_the_roster_meets_a_proven_bound(kit: Any) -> None:
+    """A roster at a proven lower bound cannot be bettered: no round is spent on it (Timefold
+    SMALL ran its whole limit after reaching the bound), and one short of it the search runs."""
+    problem = month_problem(kit)
+    rm = build_model(ProblemIndex.build(problem), eligible_positions(problem))
+    values = {literal.index: 0 for literal in rm.variables.assign.values()}
+    empty = check(problem, []).objective
+    at_bound = improve(
+        rm, values, empty, time.monotonic() + 30.0, seed=1, workers=1, proven_bound=empty
+    )
+    assert at_bound.rounds == 0 and at_bound.objective == empty
+    below = improve(
+        rm, values, empty, time.monotonic() + 1.0, seed=1, workers=1, proven_bound=empty - 1
+    )
+    assert below.rounds > 0
