@@ -17,8 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scheduling.eligibility import positions_by_volunteer
 from scheduling.model.data import ProblemIndex
-from scheduling.person_dp import Cover, Multipliers, marginal_gains, plan_person
+from scheduling.person_dp import (
+    Cover,
+    Multipliers,
+    marginal_gains,
+    per_assignment,
+    plan_person,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,23 +46,20 @@ class Replanner:
         self.index = index
         self.cover = Cover.of(problem)
         self.room = np.array([s.max_people for s in problem.shifts], dtype=np.int64)
-        mine: list[list[int]] = [[] for _ in problem.volunteers]
-        for s, people in enumerate(eligible):
-            for v in people:
-                mine[v].append(s)
-        self.positions = [np.array(sorted(shifts), dtype=np.int64) for shifts in mine]
+        self.positions = [
+            np.array(shifts, dtype=np.int64)
+            for shifts in positions_by_volunteer(eligible, len(problem.volunteers))
+        ]
         self.pinned: list[list[int]] = [[] for _ in problem.volunteers]
         for pair in problem.pinned:
             person = index.volunteer_pos.get(pair.volunteer)
             shift = index.shift_pos.get(pair.shift)
             if person is not None and shift is not None:
                 self.pinned[person].append(shift)
-        fairness = problem.weights.fairness
-        # Fairness is not per assignment: those volunteers are never re-planned here.
         self.volunteers = [
             v
             for v, volunteer in enumerate(problem.volunteers)
-            if len(self.positions[v]) and not (fairness and volunteer.target_minutes is not None)
+            if len(self.positions[v]) and per_assignment(problem, volunteer)
         ]
         self.skills = bool(problem.weights.skill_under) and any(s.skills for s in problem.shifts)
         self.prices: dict[int, Multipliers | None] = {}
@@ -104,7 +108,7 @@ class Replanner:
             others,
             skilled_others if self.skills else None,
         )
-        current = float(gains[np.isin(candidates, np.asarray(list(own), dtype=np.int64))].sum())
+        current = float(gains[mine[open_]].sum())  # their present schedule's value
         planned, prices = plan_person(
             self.index,
             v,

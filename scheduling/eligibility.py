@@ -279,6 +279,17 @@ def pairs_by_volunteer(eligible: dict[str, list[str]]) -> dict[str, list[str]]:
     return dict(out)
 
 
+def positions_by_volunteer(
+    eligible: Sequence[Sequence[int]] | Sequence[np.ndarray], volunteers: int
+) -> list[list[int]]:
+    """Invert eligibility by position: per volunteer position, their shift positions in order."""
+    out: list[list[int]] = [[] for _ in range(volunteers)]
+    for s, people in enumerate(eligible):
+        for v in people:
+            out[int(v)].append(s)
+    return out
+
+
 def count_pairs(eligible: Iterable[list[int]] | dict[str, list[str]]) -> int:
     values = eligible.values() if isinstance(eligible, dict) else eligible
     return sum(len(v) for v in values)

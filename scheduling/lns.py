@@ -17,9 +17,17 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from scheduling.best_response import Replanner
+from scheduling.eligibility import positions_by_volunteer
 from scheduling.model.build import RosterModel, build_model
 from scheduling.model.data import ProblemIndex
-from scheduling.person_dp import BUILD_BATCH, Cover, Multipliers, marginal_gains, plan_person
+from scheduling.person_dp import (
+    BUILD_BATCH,
+    Cover,
+    Multipliers,
+    marginal_gains,
+    per_assignment,
+    plan_person,
+)
 from scheduling.problem import Pair, Problem, Shift, Volunteer
 
 # Longest time one round's re-solve may take, and how many variables the first rounds free.
@@ -364,10 +372,7 @@ def sequential_roster(
     no valid schedule (the ones before took the room they needed; try `frugal`) or time runs
     out.
     """
-    by_volunteer: list[list[int]] = [[] for _ in problem.volunteers]
-    for s, people in enumerate(eligible):
-        for v in people:
-            by_volunteer[v].append(s)
+    by_volunteer = positions_by_volunteer(eligible, len(problem.volunteers))
     minutes = [s.minutes for s in problem.shifts]
 
     def tightness(v: int) -> tuple[float, int]:
@@ -405,8 +410,7 @@ def sequential_roster(
             return None
         share = remaining / max(1, len(order) - step)
         planned: list[int] | None = None
-        if not (problem.weights.fairness and volunteer.target_minutes is not None):
-            # Fairness is not per assignment: such volunteers go to CP-SAT.
+        if per_assignment(problem, volunteer):  # the others go to CP-SAT
             gains = marginal_gains(
                 problem, cover, volunteer, open_positions, taken[open_positions], skilled, frugal
             )

@@ -659,6 +659,12 @@ def applies(index: ProblemIndex, candidates: Sequence[int], must: Collection[int
     return not bool((latest > later[2:]).any())
 
 
+def per_assignment(problem: Problem, volunteer: Volunteer) -> bool:
+    """Whether every objective term of this volunteer changes by a fixed amount per assignment,
+    as the search's gains assume: not so for a fairness target (a sum over the horizon)."""
+    return not (problem.weights.fairness and volunteer.target_minutes is not None)
+
+
 @dataclass(frozen=True, slots=True)
 class Cover:
     """Per shift position: the head count wanted and the cost of one person short or extra."""

@@ -113,6 +113,12 @@ def _run_parts(tasks: list[PartTask], options: SolveOptions, parallel: bool) -> 
     return [solve_part(t, options.progress) for t in tasks]
 
 
+def _assembly_margin(time_limit_s: float) -> float:
+    """Seconds kept back from the limit for the work after the search (building the roster,
+    re-scoring, summaries of shortfalls left unexplained)."""
+    return min(ASSEMBLY_MAX_S, ASSEMBLY_SHARE * time_limit_s)
+
+
 def _time_shares(
     parts: list[Component], eligible: list[list[int]], total: float, lanes: int
 ) -> list[float]:
@@ -165,7 +171,7 @@ def solve(problem: Problem, options: SolveOptions = SolveOptions()) -> Solution:
     parts = components(problem, eligible)
     # Building parts, their last round's model and re-scoring the whole roster come on top of
     # the parts' own limits (Timefold XL at 10 s ended at 10.16 s without this margin).
-    margin = min(ASSEMBLY_MAX_S, ASSEMBLY_SHARE * options.time_limit_s)
+    margin = _assembly_margin(options.time_limit_s)
     budget = max(0.1, options.time_limit_s - explain_reserve - margin - clock.elapsed())
     parallel = (
         options.workers > 1
@@ -303,7 +309,7 @@ def _solve_by_days(
     solved_s = clock.elapsed()
     # Shortfalls past the explanation deadline still get a summary, and the Solution is built
     # after: keep the assembly margin for that (40,000 volunteers ended 0.05-1.3 s late).
-    margin = min(ASSEMBLY_MAX_S, ASSEMBLY_SHARE * options.time_limit_s)
+    margin = _assembly_margin(options.time_limit_s)
     explain_by = clock.start + max(options.time_limit_s - margin, clock.elapsed() + 0.5)
     shortfalls = _shortfalls(problem, assignments, eligible, explain_by, reachable)
     objective = sum(parts.values())
