@@ -10,6 +10,7 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter, Map
 
 from volunteer_hub import config as hub_config
+from volunteer_hub.check_in_lane import install as install_check_in_lane
 from volunteer_hub.database import engine_options, init_database
 from volunteer_hub.errors import register_error_handlers
 from volunteer_hub.extensions import api, db, jwt, limiter, migrate
@@ -68,4 +69,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     init_text_guard(app)
     register_cli(app)
+    install_check_in_lane(app)
     return app

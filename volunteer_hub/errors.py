@@ -223,18 +223,21 @@ def _database_problem(exc: BaseException) -> Response:
     )
 
 
+def domain_problem(exc: DomainError) -> Response:
+    """The problem document of a domain error (inside an app context, for the app's JSON)."""
+    return problem(
+        exc.status,
+        exc.title,
+        exc.detail,
+        slug=exc.slug,
+        errors=exc.errors,
+        extra=exc.extra,
+        headers=exc.headers,
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(DomainError)
-    def _domain(exc: DomainError) -> Response:
-        return problem(
-            exc.status,
-            exc.title,
-            exc.detail,
-            slug=exc.slug,
-            errors=exc.errors,
-            extra=exc.extra,
-            headers=exc.headers,
-        )
+    app.register_error_handler(DomainError, domain_problem)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -1,6 +1,7 @@
-"""The check-in's fast path (PostgreSQL, `services.check_in_fast`) answers exactly as the full
-path does, and hands everything else to it: a signed-out, suspended or re-passworded caller,
-and an offline tap, are judged the same on both backends."""
+"""The check-in's fast path (PostgreSQL, `services.check_in_fast`, reached through the WSGI lane
+of `volunteer_hub.check_in_lane`) answers exactly as the full path does, and hands everything
+else to it: a signed-out, suspended or re-passworded caller, and an offline tap, are judged the
+same on both backends."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.attendance.conftest import World, tap
+from tests.attendance.conftest import POST_LAT, POST_LON, World, tap
 from tests.conftest import Factory
 from volunteer_hub.auth.tokens import revoke_family
 from volunteer_hub.extensions import db
@@ -29,8 +30,8 @@ def outcomes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     seen: list[Any] = []
     original = check_in_fast.check_in
 
-    def spy(assignment_id: int) -> Any:
-        outcome = original(assignment_id)
+    def spy(*args: Any) -> Any:
+        outcome = original(*args)
         seen.append(outcome)
         return outcome
 
@@ -236,8 +237,6 @@ def test_fence_and_window_edges_agree_with_the_full_path(
 ) -> None:
     """The fast path decides the plain case in SQL; at each edge it must take exactly the taps
     the full path takes (and leave the rest to it, which refuses them)."""
-    from tests.attendance.conftest import POST_LAT, POST_LON
-
     volunteer = factory.create_member()
     post = world.post(radius_m=100)
     assignment = world.assignment(volunteer, post_id=post, starts_at=utcnow() + starts_in)
@@ -269,3 +268,113 @@ def test_a_token_version_beyond_the_column_is_refused_not_a_500(
     response = tap(client, {"Authorization": f"Bearer {token}"}, assignment)
     assert response.status_code == 401, response.get_json()
     assert world.rows(Attendance) == []
+
+
+# ------------------------------------------------------------------ the lane in front of Flask
+
+
+def test_the_lane_answers_as_the_app_would(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    outcomes: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same status line, headers and JSON text (the app's provider: keys sorted) from the
+    lane as from the app, for a first tap and for a replay."""
+    post = world.post()
+    one, two = factory.create_member(), factory.create_member()
+    first, second = world.assignment(one, post_id=post), world.assignment(two, post_id=post)
+    lane = [tap(client, factory.headers(one), first, key="k") for _ in range(2)]
+    monkeypatch.setitem(app.config, "ATTENDANCE_FAST_LANE", False)
+    full = [tap(client, factory.headers(two), second, key="k") for _ in range(2)]
+    if is_postgresql(app):
+        assert [o.status for o in outcomes] == [201, 200]
+    else:
+        assert outcomes == []
+    for ours, theirs in zip(lane, full, strict=True):
+        assert ours.status == theirs.status
+        assert sorted(ours.headers.items()) == sorted(
+            (name, value if name != "Content-Length" else ours.headers[name])
+            for name, value in theirs.headers.items()
+        )
+        text = ours.get_data(as_text=True)
+        assert text == app.json.dumps(json.loads(text), ensure_ascii=False)
+        mine, other = ours.get_json(), theirs.get_json()
+        assert mine.keys() == other.keys()
+        assert (mine["assignment"], other["assignment"]) == (first, second)
+
+
+def test_what_the_lane_does_not_take_reaches_the_app_with_its_body(
+    app: Flask, client: FlaskClient, factory: Factory, world: World, outcomes: list[Any]
+) -> None:
+    """A refusal, a query string, a padded id and an oversized body all go to the app, which
+    reads the same body and answers in its own words."""
+    post = world.post()
+
+    def someone() -> tuple[int, dict[str, str]]:
+        volunteer = factory.create_member()
+        headers = {**factory.headers(volunteer), "Idempotency-Key": "k"}
+        return world.assignment(volunteer, post_id=post), headers
+
+    far, headers = someone()
+    refused = tap(client, headers, far, key="k", lat=0.0, lon=0.0)
+    assert refused.status_code == 422
+    assert "m" in refused.get_json()["detail"], refused.get_json()
+    assert outcomes in ([], [None])
+
+    body = {"lat": POST_LAT, "lon": POST_LON, "accuracy_m": 5}
+    queried, headers = someone()
+    answer = client.post(f"/api/v1/assignments/{queried}/check-in?x=1", json=body, headers=headers)
+    assert answer.status_code == 201, answer.get_json()
+    padded, headers = someone()
+    answer = client.post(f"/api/v1/assignments/00{padded}/check-in", json=body, headers=headers)
+    assert answer.status_code == 201, answer.get_json()
+    large, headers = someone()
+    answer = client.post(
+        f"/api/v1/assignments/{large}/check-in",
+        data=json.dumps(body) + " " * 5000,
+        content_type="application/json",
+        headers=headers,
+    )
+    assert answer.status_code == 201, answer.get_json()
+    assert len(outcomes) == (1 if is_postgresql(app) else 0)
+    assert len(world.rows(Attendance)) == 3
+
+
+def test_the_lane_stands_aside_when_a_limit_could_apply(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    outcomes: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(app.config, "RATELIMIT_DEFAULT", "1000/minute")
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    response = tap(client, factory.headers(volunteer), assignment)
+    assert response.status_code == 201, response.get_json()
+    assert outcomes == []
+
+
+def test_an_unexpected_error_in_the_lane_leaves_the_tap_to_the_app(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the fast path")
+
+    monkeypatch.setattr(check_in_fast, "_check_in", broken)
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    response = tap(client, factory.headers(volunteer), assignment, key="k")
+    assert response.status_code == 201, response.get_json()
+    assert len(world.rows(Attendance)) == 1
+    if is_postgresql(app):
+        assert "check-in lane: handing the request to the app" in caplog.text

@@ -36,16 +36,16 @@ import math
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from flask import current_app, request
 from marshmallow import ValidationError
 from psycopg.types.json import Jsonb
+from sqlalchemy import Engine
 
 from volunteer_hub.errors import DatabaseUnavailable, DomainError
-from volunteer_hub.extensions import db
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.schemas.attendance import FixArgs
 from volunteer_hub.schemas.common import MAX_ID
@@ -128,11 +128,22 @@ FROM ctx
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 
 
+@dataclass(frozen=True, slots=True)
+class Tap:
+    """What the fast path reads of a check-in request: no Flask request is needed."""
+
+    assignment_id: int
+    authorization: str  # the Authorization header, "" when absent
+    key: str | None  # the Idempotency-Key header
+    content_type: str  # the Content-Type header, "" when absent
+    body: bytes
+
+
 def _segment(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _claims() -> Mapping[str, Any] | None:
+def _claims(config: Mapping[str, Any], header: str) -> Mapping[str, Any] | None:
     """The claims of a valid access token in the Authorization header, or None for anything
     the full path (flask-jwt-extended over PyJWT) should judge.
 
@@ -145,7 +156,6 @@ def _claims() -> Mapping[str, Any] | None:
     A token this check accepts, PyJWT accepts too; a token it refuses may still be fine, and
     the full path decides.
     """
-    config = current_app.config
     secret = config.get("JWT_SECRET_KEY")
     if (
         config.get("JWT_ALGORITHM") != "HS256"
@@ -160,7 +170,6 @@ def _claims() -> Mapping[str, Any] | None:
         or not secret
     ):
         return None
-    header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
     parts = header[7:].split(".")
@@ -208,12 +217,23 @@ def _number(value: Any, low: float, high: float) -> float | None:
     return number
 
 
-def _fix() -> attendance.Fix | None:
+def _is_json(content_type: str) -> bool:
+    """Werkzeug's `Request.is_json`: application/json or application/*+json."""
+    mimetype = content_type.split(";", 1)[0].strip().lower()
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
+def _fix(content_type: str, data: bytes) -> attendance.Fix | None:
     """The body as FixArgs would load it (the same values, so the same request fingerprint),
     or None when FixArgs might refuse it. `client_time` is loaded by FixArgs' own field."""
-    if not request.is_json:
+    if not _is_json(content_type):
         return None
-    body = request.get_json(silent=True)
+    try:
+        body = json.loads(data)
+    except ValueError:  # not JSON, or not UTF-8/16/32 (UnicodeDecodeError is a ValueError)
+        return None
     if not isinstance(body, dict) or not body.keys() <= _KEYS:
         return None
     lat = _number(body.get("lat"), -90, 90)
@@ -234,36 +254,39 @@ def _fix() -> attendance.Fix | None:
     return attendance.Fix(lat, lon, accuracy, client_time)
 
 
-def check_in(assignment_id: int) -> idempotency.Outcome | None:
+def check_in(config: Mapping[str, Any], engine: Engine, tap: Tap) -> idempotency.Outcome | None:
     """The outcome of an ordinary check-in, or None to run the full path.
 
+    :param config: the app's configuration (JWT settings and the attendance rules).
+    :param engine: the app's PostgreSQL engine.
     :raise DatabaseUnavailable: the connection died (the pool is renewed).
     """
-    if assignment_id > MAX_ID:
+    if tap.assignment_id > MAX_ID:
         return None
-    claims = _claims()
+    claims = _claims(config, tap.authorization)
     if claims is None:
         return None
     try:
         member_id = int(claims["sub"])
-        key = idempotency.check_key(request.headers.get(idempotency.HEADER))
+        key = idempotency.check_key(tap.key)
     except (KeyError, TypeError, ValueError, DomainError):
         return None
-    fix = _fix()
+    fix = _fix(tap.content_type, tap.body)
     if fix is None:
         return None
     family = claims.get("fam")
-    raw = db.engine.raw_connection()
+    raw = engine.raw_connection()
     conn: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
     try:
         conn.autocommit = True
         try:
             return _check_in(
                 conn,
+                config=config,
                 member_id=member_id,
                 token_version=claims.get("tv"),
                 family=family if isinstance(family, str) else None,
-                assignment_id=assignment_id,
+                assignment_id=tap.assignment_id,
                 key=key,
                 fix=fix,
             )
@@ -282,7 +305,7 @@ def check_in(assignment_id: int) -> idempotency.Outcome | None:
             raw.invalidate(exc)
             # As SQLAlchemy does on a disconnect: the pool's other connections are from
             # before the restart too, so start a new pool rather than fail on each of them.
-            db.engine.dispose()
+            engine.dispose()
             raise DatabaseUnavailable() from exc
         raise
     finally:
@@ -292,6 +315,7 @@ def check_in(assignment_id: int) -> idempotency.Outcome | None:
 def _check_in(
     conn: psycopg.Connection[Any],
     *,
+    config: Mapping[str, Any],
     member_id: int,
     token_version: Any,
     family: str | None,
@@ -302,7 +326,7 @@ def _check_in(
     if token_version is not None and type(token_version) is not int:
         return None  # the full path compares it as it is; SQL would cast it
     now = utcnow()
-    rules = attendance.Rules.from_config(current_app.config)
+    rules = attendance.Rules.from_config(config)
     try:
         at, late = attendance.tap_time(fix.client_time, now, rules)
     except DomainError:
