@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
+from scheduling import colgen
 from scheduling.lns import improve, sequential_roster
 from scheduling.model.build import RosterModel, build_model
 from scheduling.model.data import ProblemIndex
@@ -25,6 +26,10 @@ LARGE_PART = 60_000
 # first roster where the start breaks a minimum rule; the LNS improves faster after that:
 # Curtois Instance8 at 60 s 2,233 with 35%, 1,950 with 10%; Instance12 6,261 and 5,441).
 WHOLE_SHARE = 0.1
+# Where column generation applies (colgen.applies), the share of the time left after CP-SAT
+# on the whole model that it takes, and the share of that for the integer master.
+COLGEN_SHARE = 0.5
+INTEGER_SHARE = 0.3
 # Share of a part's time that filling empty places of the start by moves may take.
 REPAIR_SHARE = 0.15
 
@@ -226,6 +231,8 @@ def solve_part(
             return PartResult("unknown", (), None, n_vars)
         values, objective = _hint_values(rm, hint)
     rounds = 0
+    if status != cp_model.OPTIMAL and task.use_lns and colgen.applies(index, task.eligible):
+        values, objective = _price_and_branch(task, rm, values, objective, clock)
     if status != cp_model.OPTIMAL and task.use_lns:
         deadline = clock.start + task.time_limit_s
 
@@ -250,6 +257,27 @@ def solve_part(
         values, rounds = result.values, result.rounds
     state = "optimal" if status == cp_model.OPTIMAL else "feasible"
     return PartResult(state, _pairs(rm, values), bound, n_vars, (), rounds)
+
+
+def _price_and_branch(
+    task: PartTask, rm: RosterModel, values: dict[int, int], objective: int, clock: Clock
+) -> tuple[dict[int, int], int]:
+    """Column generation from the incumbent for COLGEN_SHARE of the time left, then the
+    integer master over the columns; its roster replaces the incumbent when it is better."""
+    left = task.time_limit_s - clock.elapsed()
+    now = time.monotonic()
+    result, _ = colgen.price_and_branch(
+        rm.variables.index,
+        task.eligible,
+        _pairs(rm, values),
+        now + left * COLGEN_SHARE,
+        task.seed,
+        task.workers,
+        INTEGER_SHARE,
+    )
+    if result is None or result.objective >= objective:
+        return values, objective
+    return _hint_values(rm, result.pairs)
 
 
 def _construct(

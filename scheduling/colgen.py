@@ -1,0 +1,511 @@
+"""Price and branch: column generation over whole-horizon schedules, then an integer master.
+
+A column is one volunteer's schedule over the whole horizon that keeps every one of their hard
+rules; its cost is what the schedule adds to the objective by itself (requests, distance,
+dropped previous assignments: every term that is paid per assignment). The master chooses one
+column per volunteer (convexity rows) and pays for cover per shift through slack: missing
+people at the shift's under weight, extra people at its over weight; the capacity (max_people)
+is a hard row.
+
+- The linear master (GLOP) gives a dual per shift (what one more person there is worth) and
+  per volunteer. Pricing asks `person_dp` for each volunteer's best schedule with those duals
+  as gains, less the schedule's own cost; a schedule of negative reduced cost is a new column.
+  Duals are smoothed towards the previous ones (Wentges), falling back to the plain duals when
+  the smoothed ones find nothing.
+- The integer master (CP-SAT over the generated columns, one Boolean each, hinted with the
+  incumbent) gives a roster: every column passed the checker for its volunteer, and the cover
+  rows are the roster's own cover terms, so its objective is the roster's score.
+
+The day-by-day search prices the resource rules (minutes, shifts per kind, weekends) by
+Lagrangian multipliers, so pricing is a heuristic: the linear master's value is not a proven
+lower bound and is never reported as one.
+
+It applies where every objective term is per assignment (no fairness target) and shift skill
+needs are absent or weightless, and the search models every volunteer's shifts (`applies`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from ortools.linear_solver import pywraplp
+from ortools.sat.python import cp_model
+
+from scheduling.eligibility import positions_by_volunteer
+from scheduling.model.build import build_model
+from scheduling.model.data import ProblemIndex
+from scheduling.model.objective import score
+from scheduling.person_dp import (
+    MAX_PASSES,
+    Cover,
+    Multipliers,
+    PersonDP,
+    keeps_rules,
+    marginal_gains,
+    per_assignment,
+)
+from scheduling.person_dp import applies as dp_applies
+from scheduling.problem import Pair
+
+# Smoothing of the duals priced: this share of the previous (smoothed) duals, the rest the
+# linear master's.
+SMOOTHING = 0.5
+# A column enters when its reduced cost is below minus this.
+ENTER = 1e-6
+# Columns a volunteer's pricing may add per round, and the search's passes after its first
+# valid schedule.
+PER_PRICING = 5
+POLISH = 2
+USE_DP = True
+# Volunteers priced between two solves of the linear master.
+CHUNK = 6
+# Pricing by CP-SAT where the search finds nothing: its time limit per volunteer, and the
+# scale of the gains (CP-SAT wants integers).
+CP_PRICE_S = 0.5
+CP_SCALE = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    volunteer: int
+    shifts: tuple[int, ...]  # shift positions, ascending
+    cost: int  # the schedule's own objective terms
+
+
+@dataclass(slots=True)
+class MasterResult:
+    pairs: tuple[Pair, ...]
+    objective: int  # the roster's score
+    optimal: bool  # optimal over the generated columns (not over every schedule)
+
+
+def applies(index: ProblemIndex, eligible: Sequence[Sequence[int]]) -> bool:
+    """Whether column generation models this problem: every term per assignment, no weighted
+    skill needs, and the day-by-day search applies to every volunteer's shifts."""
+    problem = index.problem
+    if problem.weights.skill_under and any(s.skills for s in problem.shifts):
+        return False
+    if not all(per_assignment(problem, v) for v in problem.volunteers):
+        return False
+    pinned = _pinned(index)
+    positions = positions_by_volunteer(eligible, len(problem.volunteers))
+    return all(dp_applies(index, positions[v], pinned[v]) for v in range(len(positions)))
+
+
+def _pinned(index: ProblemIndex) -> list[list[int]]:
+    problem = index.problem
+    pinned: list[list[int]] = [[] for _ in problem.volunteers]
+    for pair in problem.pinned:
+        v = index.volunteer_pos.get(pair.volunteer)
+        s = index.shift_pos.get(pair.shift)
+        if v is not None and s is not None:
+            pinned[v].append(s)
+    return pinned
+
+
+class ColumnGeneration:
+    """The columns, the linear master over them, pricing, and the integer master."""
+
+    def __init__(self, index: ProblemIndex, eligible: Sequence[Sequence[int]], seed: int = 0):
+        problem = index.problem
+        self.index = index
+        self.seed = seed
+        n_shifts = len(problem.shifts)
+        self.n_volunteers = len(problem.volunteers)
+        self.cover = Cover.of(problem)
+        self.room = np.array([s.max_people for s in problem.shifts], dtype=np.int64)
+        self.eligible_count = np.array([len(people) for people in eligible], dtype=np.int64)
+        self.pinned = _pinned(index)
+        self.positions = [
+            np.array(shifts, dtype=np.int64)
+            for shifts in positions_by_volunteer(eligible, self.n_volunteers)
+        ]
+        for v, volunteer in enumerate(problem.volunteers):
+            if volunteer.limits.max_consecutive_days == 0:
+                self.positions[v] = np.zeros(0, dtype=np.int64)
+        # Each candidate's own cost: the gains against a cover that wants nobody and charges
+        # nothing are the per-assignment terms alone.
+        nothing = Cover(np.zeros(n_shifts, np.int64), np.zeros(n_shifts), np.zeros(n_shifts))
+        self.own_cost = [
+            -marginal_gains(
+                problem, nothing, volunteer, self.positions[v], np.zeros(len(self.positions[v]))
+            )
+            for v, volunteer in enumerate(problem.volunteers)
+        ]
+        self.where = [{int(s): i for i, s in enumerate(p.tolist())} for p in self.positions]
+        # The objective of the empty roster, less its cover part: the constant every roster pays.
+        empty = sum(score(index, ()).values())
+        self.offset = empty - int((self.cover.required * self.cover.under).sum())
+        self.columns: list[Column] = []
+        self.seen: set[tuple[int, tuple[int, ...]]] = set()
+        self.dps: dict[int, PersonDP] = {}
+        self.models: dict[int, tuple[cp_model.CpModel, list[cp_model.IntVar]]] = {}
+        self.cp_calls = self.cp_optimal = 0
+        self.prices: dict[int, Multipliers | None] = {}
+        self.lp_value: float | None = None
+        self.iterations = 0
+        self.converged = False
+        self._lp_init()
+
+    # ------------------------------------------------------------------ columns
+
+    def column_of(self, v: int, shifts: Iterable[int]) -> Column:
+        ordered = tuple(sorted(int(s) for s in shifts))
+        where = self.where[v]
+        cost = round(sum(float(self.own_cost[v][where[s]]) for s in ordered))
+        return Column(v, ordered, cost)
+
+    def add(self, column: Column) -> bool:
+        key = (column.volunteer, column.shifts)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        self.columns.append(column)
+        self._lp_column(column)
+        return True
+
+    def add_roster(self, pairs: Iterable[Pair]) -> list[Column]:
+        """Every volunteer's schedule in a valid roster, as columns; returns them per volunteer."""
+        index = self.index
+        mine: list[list[int]] = [[] for _ in range(self.n_volunteers)]
+        for pair in set(pairs):
+            mine[index.volunteer_pos[pair.volunteer]].append(index.shift_pos[pair.shift])
+        columns = [self.column_of(v, shifts) for v, shifts in enumerate(mine)]
+        for column in columns:
+            self.add(column)
+        return columns
+
+    # ------------------------------------------------------------------ the linear master
+
+    def _lp_init(self) -> None:
+        lp = pywraplp.Solver.CreateSolver("GLOP")
+        if lp is None:  # pragma: no cover - GLOP ships with OR-Tools
+            raise RuntimeError("GLOP is not available")
+        self.lp = lp
+        infinity = lp.infinity()
+        objective = lp.Objective()
+        objective.SetMinimization()
+        objective.SetOffset(float(self.offset))
+        self.lp_vars: list[pywraplp.Variable] = []
+        self.convexity = [lp.Constraint(1.0, 1.0) for _ in range(self.n_volunteers)]
+        self.cover_rows = []
+        self.cap_rows: dict[int, pywraplp.Constraint] = {}
+        required = self.cover.required
+        for s in range(len(required)):
+            row = lp.Constraint(float(required[s]), float(required[s]))
+            under = lp.NumVar(0.0, float(required[s]), "")
+            over = lp.NumVar(0.0, infinity, "")
+            row.SetCoefficient(under, 1.0)
+            row.SetCoefficient(over, -1.0)
+            objective.SetCoefficient(under, float(self.cover.under[s]))
+            objective.SetCoefficient(over, float(self.cover.over[s]))
+            self.cover_rows.append(row)
+            if self.eligible_count[s] > self.room[s]:
+                self.cap_rows[s] = lp.Constraint(-infinity, float(self.room[s]))
+
+    def _lp_column(self, column: Column) -> None:
+        lp = self.lp
+        var = lp.NumVar(0.0, lp.infinity(), "")
+        self.lp_vars.append(var)
+        lp.Objective().SetCoefficient(var, float(column.cost))
+        self.convexity[column.volunteer].SetCoefficient(var, 1.0)
+        for s in column.shifts:
+            self.cover_rows[s].SetCoefficient(var, 1.0)
+            cap = self.cap_rows.get(s)
+            if cap is not None:
+                cap.SetCoefficient(var, 1.0)
+
+    def solve_lp(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Solve the linear master: per shift the dual of one more person there (cover and
+        capacity rows together), per volunteer the convexity dual; None if GLOP fails."""
+        status = self.lp.Solve()
+        if status != pywraplp.Solver.OPTIMAL:
+            return None
+        self.lp_value = self.lp.Objective().Value()
+        shift_duals = np.array([row.dual_value() for row in self.cover_rows])
+        for s, cap in self.cap_rows.items():
+            shift_duals[s] += cap.dual_value()
+        volunteer_duals = np.array([row.dual_value() for row in self.convexity])
+        return shift_duals, volunteer_duals
+
+    # ------------------------------------------------------------------ pricing
+
+    def _dp(self, v: int) -> PersonDP | None:
+        dp = self.dps.get(v)
+        if dp is None:
+            mine = self.positions[v].tolist()
+            if not dp_applies(self.index, mine, self.pinned[v]):
+                return None
+            dp = self.dps[v] = PersonDP(self.index, v, mine, self.pinned[v])
+        return dp
+
+    def price(
+        self,
+        v: int,
+        priced: np.ndarray,
+        shift_duals: np.ndarray,
+        pi: np.ndarray,
+        deadline: float,
+    ) -> list[Column]:
+        """New columns for the volunteer: the valid schedules the search meets with each shift
+        worth its `priced` dual less its own cost, the PER_PRICING of least reduced cost at
+        the master's own duals (`shift_duals`, `pi`) among those below -ENTER, each checked."""
+        dp = self._dp(v)
+        if dp is None:
+            return []
+        gains = priced[self.positions[v]] - self.own_cost[v]
+        met: list[np.ndarray] = []
+        if USE_DP:
+            start = self.prices.get(v)
+            passes = MAX_PASSES // 3 if start is not None else MAX_PASSES
+            seed = self.seed + self.iterations
+            found, prices = dp.search(gains, seed, deadline, start, POLISH, passes, collect=met)
+            if found is None and start is not None:
+                found, prices = dp.search(
+                    gains, seed, deadline, None, POLISH, MAX_PASSES, collect=met
+                )
+            self.prices[v] = prices if found is not None else None
+            if found is not None:
+                met.append(found)
+        real = shift_duals[self.positions[v]] - self.own_cost[v]
+        if not met or max(float(real[ids].sum()) for ids in met) + float(pi[v]) <= ENTER:
+            # The search found no column: CP-SAT on the volunteer alone, exact where it
+            # proves its optimum.
+            exact = self._cp_price(v, gains, deadline)
+            if exact is not None:
+                met.append(exact)
+        if not met:
+            return []
+        ranked: dict[tuple[int, ...], float] = {}
+        for ids in met:
+            key = tuple(int(j) for j in np.sort(ids))
+            if key not in ranked:
+                ranked[key] = -float(real[list(key)].sum()) - float(pi[v])
+        problem = self.index.problem
+        volunteer = problem.volunteers[v]
+        columns: list[Column] = []
+        for key, reduced in sorted(ranked.items(), key=lambda item: item[1]):
+            if reduced >= -ENTER or len(columns) >= PER_PRICING:
+                break
+            chosen = [int(dp.candidates[j]) for j in key]
+            if (v, tuple(sorted(chosen))) in self.seen:
+                continue
+            if keeps_rules(problem, volunteer, [problem.shifts[s].id for s in chosen]):
+                columns.append(self.column_of(v, chosen))
+        return columns
+
+    def _cp_model(self, v: int) -> tuple[cp_model.CpModel, list[cp_model.IntVar]]:
+        """The volunteer's own rules as a CP-SAT model over their candidates (each shift wanted
+        by nobody, room for them alone), without an objective."""
+        found = self.models.get(v)
+        if found is None:
+            problem = self.index.problem
+            volunteer = problem.volunteers[v]
+            shifts = tuple(
+                replace(problem.shifts[s], required=0, capacity=1, skills={})
+                for s in self.positions[v].tolist()
+            )
+            ids = {s.id for s in shifts}
+            single = replace(
+                problem,
+                volunteers=(replace(volunteer, requests=()),),
+                shifts=shifts,
+                pinned=tuple(
+                    p for p in problem.pinned if p.volunteer == volunteer.id and p.shift in ids
+                ),
+                forbidden=(),
+                previous=(),
+            )
+            rm = build_model(ProblemIndex.build(single), [[0]] * len(shifts))
+            rm.model.clear_objective()
+            found = (rm.model, [rm.variables.assign[(0, s)] for s in range(len(shifts))])
+            self.models[v] = found
+        return found
+
+    def _cp_price(self, v: int, gains: np.ndarray, deadline: float) -> np.ndarray | None:
+        """The volunteer's most valuable schedule by CP-SAT (gains scaled to integers), as
+        candidate ids, or None."""
+        if not len(self.positions[v]) or time.monotonic() >= deadline:
+            return None
+        model, chosen = self._cp_model(v)
+        weights = np.round(gains * CP_SCALE).astype(np.int64)
+        model.clear_objective()
+        model.maximize(cp_model.LinearExpr.weighted_sum(chosen, weights.tolist()))
+        solver = cp_model.CpSolver()
+        solver.parameters.max_time_in_seconds = max(
+            0.01, min(CP_PRICE_S, deadline - time.monotonic())
+        )
+        solver.parameters.num_workers = 1
+        solver.parameters.random_seed = self.seed
+        status = solver.solve(model)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return None
+        self.cp_calls += 1
+        self.cp_optimal += status == cp_model.OPTIMAL
+        return np.flatnonzero([solver.value(x) for x in chosen])
+
+    def reduced_cost(self, column: Column, shift_duals: np.ndarray, pi: np.ndarray) -> float:
+        taken = np.asarray(column.shifts, dtype=np.int64)
+        return float(column.cost - shift_duals[taken].sum() - pi[column.volunteer])
+
+    def generate(self, deadline: float) -> int:
+        """Column generation until a whole round of pricing (every volunteer once) finds no
+        column of negative reduced cost at the master's own duals, or the deadline: the number
+        of columns added. The master is re-solved after every CHUNK volunteers priced, so each
+        volunteer is priced at fresh duals."""
+        added = 0
+        centre: np.ndarray | None = None
+        alpha = SMOOTHING
+        chunk = max(1, min(CHUNK, self.n_volunteers))
+        order = list(range(self.n_volunteers))
+        at = 0
+        quiet = 0  # volunteers priced in a row without a column entering
+        while time.monotonic() < deadline and quiet < self.n_volunteers:
+            duals = self.solve_lp()
+            if duals is None:
+                break
+            shift_duals, pi = duals
+            self.iterations += 1
+            priced = shift_duals if centre is None else alpha * centre + (1 - alpha) * shift_duals
+            entered = 0
+            for _ in range(chunk):
+                if time.monotonic() >= deadline or quiet >= self.n_volunteers:
+                    break
+                v = order[at]
+                at = (at + 1) % len(order)
+                found = sum(self.add(c) for c in self.price(v, priced, shift_duals, pi, deadline))
+                entered += found
+                quiet = 0 if found else quiet + 1
+            added += entered
+            if entered:
+                centre = priced
+                alpha = SMOOTHING
+            elif centre is not None and alpha > 0:
+                alpha = 0.0  # mispriced: the plain duals next
+                quiet = 0
+        if quiet >= self.n_volunteers:
+            self.converged = True
+        return added
+
+    # ------------------------------------------------------------------ the integer master
+
+    def dive(self, deadline: float) -> list[Column] | None:
+        """A roster by diving in the linear master: fix the volunteers whose schedule is
+        (nearly) whole, else the one with the largest share of a schedule, re-solve, until
+        every volunteer has one; the master's bounds are restored afterwards."""
+        by_volunteer: list[list[int]] = [[] for _ in range(self.n_volunteers)]
+        for k, column in enumerate(self.columns):
+            by_volunteer[column.volunteer].append(k)
+        chosen: dict[int, int] = {}
+        closed: list[int] = []
+        try:
+            while len(chosen) < self.n_volunteers:
+                if time.monotonic() >= deadline or self.lp.Solve() != pywraplp.Solver.OPTIMAL:
+                    return None
+                values = np.array([var.solution_value() for var in self.lp_vars])
+                picks: list[tuple[float, int, int]] = []
+                for v, ks in enumerate(by_volunteer):
+                    if v in chosen:
+                        continue
+                    k = max(ks, key=lambda k: values[k])
+                    picks.append((float(values[k]), v, k))
+                picks.sort(reverse=True)
+                whole = [(v, k) for value, v, k in picks if value >= 1.0 - 1e-6]
+                for v, k in whole or [(picks[0][1], picks[0][2])]:
+                    chosen[v] = k
+                    for other in by_volunteer[v]:
+                        if other != k:
+                            self.lp_vars[other].SetUb(0.0)
+                            closed.append(other)
+        finally:
+            for k in closed:
+                self.lp_vars[k].SetUb(self.lp.infinity())
+        return [self.columns[chosen[v]] for v in range(self.n_volunteers)]
+
+    def integer(
+        self,
+        deadline: float,
+        hint: Sequence[Column] = (),
+        workers: int = 2,
+        seed: int = 0,
+    ) -> MasterResult | None:
+        """The best roster made of the generated columns found by CP-SAT by the deadline."""
+        model = cp_model.CpModel()
+        chosen = [model.new_bool_var("") for _ in self.columns]
+        by_volunteer: list[list[int]] = [[] for _ in range(self.n_volunteers)]
+        on_shift: list[list[int]] = [[] for _ in range(len(self.cover.required))]
+        for k, column in enumerate(self.columns):
+            by_volunteer[column.volunteer].append(k)
+            for s in column.shifts:
+                on_shift[s].append(k)
+        for ks in by_volunteer:
+            if not ks:
+                return None
+            model.add_exactly_one(chosen[k] for k in ks)
+        terms: list[tuple[int, cp_model.IntVar]] = [
+            (column.cost, chosen[k]) for k, column in enumerate(self.columns) if column.cost
+        ]
+        hinted = {(c.volunteer, c.shifts) for c in hint}
+        complete = len(hinted) == self.n_volunteers
+        on = [(column.volunteer, column.shifts) in hinted for column in self.columns]
+        required = self.cover.required
+        for s, ks in enumerate(on_shift):
+            count = cp_model.LinearExpr.sum([chosen[k] for k in ks])
+            room = int(self.room[s])
+            need = int(required[s])
+            under = model.new_int_var(0, need, "")
+            over = model.new_int_var(0, max(0, min(room, len(ks)) - need), "")
+            model.add(count + under - over == need)
+            if len(ks) > room:
+                model.add(count <= room)
+            terms.append((round(self.cover.under[s]), under))
+            terms.append((round(self.cover.over[s]), over))
+            if complete:
+                staffed = sum(on[k] for k in ks)
+                model.add_hint(under, max(0, need - staffed))
+                model.add_hint(over, max(0, staffed - need))
+        model.minimize(
+            cp_model.LinearExpr.weighted_sum([v for _, v in terms], [c for c, _ in terms])
+        )
+        if complete:
+            for k in range(len(self.columns)):
+                model.add_hint(chosen[k], on[k])
+        solver = cp_model.CpSolver()
+        solver.parameters.max_time_in_seconds = max(0.05, deadline - time.monotonic())
+        solver.parameters.num_workers = max(1, workers)
+        solver.parameters.random_seed = seed
+        status = solver.solve(model)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return None
+        problem = self.index.problem
+        pairs = sorted(
+            (s, column.volunteer)
+            for k, column in enumerate(self.columns)
+            if solver.value(chosen[k])
+            for s in column.shifts
+        )
+        roster = tuple(Pair(problem.volunteers[v].id, problem.shifts[s].id) for s, v in pairs)
+        return MasterResult(
+            roster, sum(score(self.index, roster).values()), status == cp_model.OPTIMAL
+        )
+
+
+def price_and_branch(
+    index: ProblemIndex,
+    eligible: Sequence[Sequence[int]],
+    start: Sequence[Pair],
+    deadline: float,
+    seed: int = 0,
+    workers: int = 2,
+    integer_share: float = 0.3,
+) -> tuple[MasterResult | None, ColumnGeneration]:
+    """Columns from the valid roster `start` and pricing until `deadline` less the integer
+    master's share, then the integer master hinted with `start`."""
+    generation = ColumnGeneration(index, eligible, seed)
+    hint = generation.add_roster(start)
+    now = time.monotonic()
+    generation.generate(now + (deadline - now) * (1.0 - integer_share))
+    return generation.integer(deadline, hint, workers, seed), generation

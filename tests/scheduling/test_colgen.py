@@ -1,0 +1,172 @@
+"""Price and branch (scheduling/colgen.py): the linear master's duals price whole-horizon
+schedules, the integer master's roster keeps every rule and is scored as the checker scores
+it, and problems outside its scope are left alone."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from scheduling import colgen
+from scheduling.checker import check
+from scheduling.curtois import read_curtois
+from scheduling.eligibility import eligible_positions
+from scheduling.lns import sequential_roster
+from scheduling.model.build import build_model
+from scheduling.model.data import ProblemIndex
+from scheduling.person_dp import keeps_rules
+from scheduling.problem import Limits, Problem, Request, Rules, Volunteer, Weights
+
+
+def small_problem(kit: Any, people: int = 4, days: int = 7, seed: int = 0) -> Problem:
+    """Cover per day and kind (missing people dear, extra ones cheap), requests, stretch rules
+    and a minimum of minutes that the empty schedule breaks."""
+    rng = random.Random(seed)
+    shifts = [
+        kit.shift(
+            f"d{d}{kind}",
+            d,
+            hour,
+            8,
+            kind=kind,
+            required=rng.randint(1, 2),
+            capacity=3,
+            under_weight=rng.choice([50, 100]),
+            over_weight=rng.choice([1, 5]),
+        )
+        for d in range(days)
+        for kind, hour in (("e", 6), ("l", 14))
+    ]
+    volunteers = [
+        Volunteer(
+            f"v{i}",
+            limits=Limits(
+                max_consecutive_days=4,
+                min_consecutive_days=2,
+                min_consecutive_days_off=2,
+                min_minutes=2 * 480,
+            ),
+            requests=tuple(
+                Request(f"d{rng.randrange(days)}{rng.choice('el')}", rng.random() < 0.5, 3)
+                for _ in range(3)
+            ),
+        )
+        for i in range(people)
+    ]
+    return kit.problem(
+        volunteers,
+        shifts,
+        days=days,
+        rules=Rules(one_shift_per_day=True, forbidden_successions=(("l", "e"),)),
+    )
+
+
+def cp_sat_optimum(problem: Problem) -> int:
+    index = ProblemIndex.build(problem)
+    rm = build_model(index, eligible_positions(problem))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 2
+    solver.parameters.max_time_in_seconds = 20
+    assert solver.solve(rm.model) == cp_model.OPTIMAL
+    return round(solver.objective_value)
+
+
+def start_roster(problem: Problem) -> Any:
+    built = sequential_roster(problem, eligible_positions(problem), time.monotonic() + 5)
+    assert built is not None and check(problem, built).ok
+    return built
+
+
+def test_small_problem_reaches_the_cp_sat_optimum_with_a_valid_roster(kit: Any) -> None:
+    for seed in range(3):
+        problem = small_problem(kit, seed=seed)
+        index = ProblemIndex.build(problem)
+        eligible = eligible_positions(problem)
+        assert colgen.applies(index, eligible)
+        start = start_roster(problem)
+        result, generation = colgen.price_and_branch(
+            index, eligible, start, time.monotonic() + 3.0, seed=seed, workers=2
+        )
+        assert result is not None
+        report = check(problem, result.pairs)
+        assert report.ok, report.violations
+        assert report.objective == result.objective == cp_sat_optimum(problem)
+        assert generation.lp_value is not None
+        assert generation.lp_value <= result.objective + 1e-6
+
+
+def test_start_columns_price_to_zero_and_every_column_keeps_the_rules(kit: Any) -> None:
+    """The start roster's own columns have reduced cost 0 when they are all there is (each
+    volunteer's only column is basic), so the dual signs are the ones pricing assumes."""
+    problem = small_problem(kit, seed=5)
+    index = ProblemIndex.build(problem)
+    eligible = eligible_positions(problem)
+    generation = colgen.ColumnGeneration(index, eligible)
+    columns = generation.add_roster(start_roster(problem))
+    duals = generation.solve_lp()
+    assert duals is not None
+    shift_duals, pi = duals
+    for column in columns:
+        assert abs(generation.reduced_cost(column, shift_duals, pi)) < 1e-6
+    # The LP over the start's columns alone is the start's own score.
+    assert generation.lp_value == check(problem, start_roster(problem)).objective
+    generation.generate(time.monotonic() + 2.0)
+    assert generation.lp_value is not None and len(generation.columns) > len(columns)
+    for column in generation.columns:
+        volunteer = problem.volunteers[column.volunteer]
+        ids = [problem.shifts[s].id for s in column.shifts]
+        assert keeps_rules(problem, volunteer, ids)
+    shift_duals, pi = generation.solve_lp() or (np.zeros(0), np.zeros(0))
+    # At the end every column in the master prices at or above zero.
+    assert min(generation.reduced_cost(c, shift_duals, pi) for c in generation.columns) > -1e-6
+
+
+def test_fairness_and_weighted_skills_are_out_of_scope(kit: Any) -> None:
+    problem = small_problem(kit)
+    index = ProblemIndex.build(problem)
+    assert colgen.applies(index, eligible_positions(problem))
+    fair = Problem(
+        **{
+            **{f: getattr(problem, f) for f in Problem.__dataclass_fields__},
+            "weights": Weights(fairness=1),
+            "volunteers": tuple(
+                Volunteer(v.id, limits=v.limits, target_minutes=960) for v in problem.volunteers
+            ),
+        }
+    )
+    assert not colgen.applies(ProblemIndex.build(fair), eligible_positions(fair))
+    skilled_shifts = tuple(
+        kit.shift(s.id, (s.start - kit.at(0)).days, s.start.hour, 8, kind=s.kind, skills={"x": 1})
+        for s in problem.shifts
+    )
+    for weight, expected in ((500, False), (0, True)):
+        skilled = Problem(
+            **{
+                **{f: getattr(problem, f) for f in Problem.__dataclass_fields__},
+                "shifts": skilled_shifts,
+                "weights": Weights(skill_under=weight),
+            }
+        )
+        assert colgen.applies(ProblemIndex.build(skilled), eligible_positions(skilled)) is expected
+
+
+def test_curtois_instance2_is_no_worse_than_its_start(cases_dir: Path) -> None:
+    problem = read_curtois(str(cases_dir / "curtois" / "Instance2.txt"))
+    index = ProblemIndex.build(problem)
+    eligible = eligible_positions(problem)
+    assert colgen.applies(index, eligible)
+    start = start_roster(problem)
+    before = check(problem, start).objective
+    result, generation = colgen.price_and_branch(
+        index, eligible, start, time.monotonic() + 4.0, workers=2
+    )
+    assert result is not None
+    report = check(problem, result.pairs)
+    assert report.ok, report.violations
+    assert report.objective == result.objective <= before
+    assert generation.lp_value is not None and generation.lp_value <= result.objective + 1e-6
