@@ -305,6 +305,7 @@ class PersonDP:
         polish: int = 1,
         max_passes: int = MAX_PASSES,
         batch: int = BATCH,
+        collect: list[np.ndarray] | None = None,
     ) -> tuple[np.ndarray | None, Multipliers]:
         """The most valuable schedule found that keeps every rule the search knows (candidate
         ids), and the prices it ended with.
@@ -316,7 +317,8 @@ class PersonDP:
         while the cap stays over or under and halves when it crosses. When no row is valid,
         splicing two rows (this pass's and the previous pass's nearest) may give one. The
         first valid schedule ends the search, after `polish` more passes with relaxed prices
-        that look for a better one."""
+        that look for a better one. Every other valid schedule met on the way (candidate ids,
+        possibly repeated) is appended to `collect` when it is given."""
         n = len(self.candidates)
         caps = self.caps
         start = start or Multipliers()
@@ -387,6 +389,8 @@ class PersonDP:
             short = (np.maximum(0.0, low - minutes) + np.maximum(0.0, minutes - high)) / unit
             over = np.maximum(0.0, excess).sum(1) + np.maximum(0.0, weekends)
             valid = (short == 0) & (over == 0)
+            if collect is not None:
+                collect.extend(np.flatnonzero(taken[r]) for r in np.flatnonzero(valid).tolist())
             nearest = np.argsort(short + over)
             spliced = None
             if not valid.any():
