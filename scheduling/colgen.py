@@ -27,7 +27,7 @@ needs are absent or weightless, and the search models every volunteer's shifts (
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -60,8 +60,17 @@ ENTER = 1e-6
 PER_PRICING = 5
 POLISH = 2
 USE_DP = True
+# Column generation stops when TAIL_ROUNDS whole rounds of pricing lower the master's value by
+# less than this share of it (tailing off: Curtois Instance6 spent its last 8 of 30 s on 0.1%).
+TAIL = 0.001
+TAIL_ROUNDS = 2
 # Volunteers priced between two solves of the linear master.
 CHUNK = 6
+# Longest time for the integer master (over the columns of a converged master it seldom beats
+# the dive's roster: Curtois Instance6, 2,052 both, 3 s).
+INTEGER_S = 3.0
+# Share of the volunteers still free that a step of the dive fixes (at least one).
+DIVE_FIX = 0.15
 # Pricing by CP-SAT where the search finds nothing: its time limit per volunteer, and the
 # scale of the gains (CP-SAT wants integers).
 CP_PRICE_S = 0.5
@@ -148,6 +157,12 @@ class ColumnGeneration:
         self.lp_value: float | None = None
         self.iterations = 0
         self.converged = False
+        self.tailed = False
+        # Whether CP-SAT prices a volunteer for whom the search found no column (on once the
+        # search alone finds nothing in a whole round: Curtois Instance6's dive, from the same
+        # master, ended at 2,052 with it and 2,250 without).
+        self.exact = False
+        self.dive_objective: int | None = None
         self._lp_init()
 
     # ------------------------------------------------------------------ columns
@@ -271,7 +286,8 @@ class ColumnGeneration:
             if found is not None:
                 met.append(found)
         real = shift_duals[self.positions[v]] - self.own_cost[v]
-        if not met or max(float(real[ids].sum()) for ids in met) + float(pi[v]) <= ENTER:
+        best = max((float(real[ids].sum()) for ids in met), default=-np.inf)
+        if self.exact and best + float(pi[v]) <= ENTER:
             # The search found no column: CP-SAT on the volunteer alone, exact where it
             # proves its optimum.
             exact = self._cp_price(v, gains, deadline)
@@ -340,6 +356,7 @@ class ColumnGeneration:
         )
         solver.parameters.num_workers = 1
         solver.parameters.random_seed = self.seed
+        solver.parameters.cp_model_probing_level = 0  # 18 ms a volunteer where 27 with it
         status = solver.solve(model)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return None
@@ -351,31 +368,55 @@ class ColumnGeneration:
         taken = np.asarray(column.shifts, dtype=np.int64)
         return float(column.cost - shift_duals[taken].sum() - pi[column.volunteer])
 
-    def generate(self, deadline: float) -> int:
-        """Column generation until a whole round of pricing (every volunteer once) finds no
-        column of negative reduced cost at the master's own duals, or the deadline: the number
-        of columns added. The master is re-solved after every CHUNK volunteers priced, so each
-        volunteer is priced at fresh duals."""
+    def generate(self, deadline: float, skip: Collection[int] = (), rounds: int = 0) -> int:
+        """Column generation until a whole round of pricing (every volunteer not in `skip`
+        once) finds no column of negative reduced cost at the master's own duals, or after
+        `rounds` whole rounds (0: no limit), or the deadline: the number of columns added.
+        The master is re-solved after every CHUNK volunteers priced, so each volunteer is
+        priced at fresh duals."""
         added = 0
         centre: np.ndarray | None = None
         alpha = SMOOTHING
-        chunk = max(1, min(CHUNK, self.n_volunteers))
-        order = list(range(self.n_volunteers))
-        at = 0
+        order = [v for v in range(self.n_volunteers) if v not in skip]
+        if not order:
+            return 0
+        chunk = max(1, min(CHUNK, len(order)))
+        at = priced_count = 0
         quiet = 0  # volunteers priced in a row without a column entering
-        while time.monotonic() < deadline and quiet < self.n_volunteers:
-            duals = self.solve_lp()
-            if duals is None:
+        starts: list[float] = []  # the master's value as each round began
+        while time.monotonic() < deadline and (quiet < len(order) or not (self.exact or skip)):
+            if rounds and priced_count >= rounds * len(order):
                 break
+            if quiet >= len(order) and not self.exact and not skip:
+                # A whole round of the search found nothing: CP-SAT where it fails from now on.
+                self.exact, quiet = True, 0
+            duals = self.solve_lp()
+            if duals is None or self.lp_value is None:
+                break
+            if not skip and priced_count % len(order) < chunk:
+                # A new round: stop when the last TAIL_ROUNDS gained too little (tailing off),
+                # once CP-SAT prices too and the master has left its first value (the start is
+                # a degenerate vertex: rounds of columns may enter before it moves).
+                starts.append(self.lp_value)
+                if (
+                    self.exact
+                    and len(starts) > TAIL_ROUNDS
+                    and starts[-1 - TAIL_ROUNDS] < starts[0]
+                    and starts[-1 - TAIL_ROUNDS] - self.lp_value
+                    < TAIL * max(1.0, abs(self.lp_value))
+                ):
+                    self.tailed = True
+                    break
             shift_duals, pi = duals
             self.iterations += 1
             priced = shift_duals if centre is None else alpha * centre + (1 - alpha) * shift_duals
             entered = 0
             for _ in range(chunk):
-                if time.monotonic() >= deadline or quiet >= self.n_volunteers:
+                if time.monotonic() >= deadline or quiet >= len(order):
                     break
                 v = order[at]
                 at = (at + 1) % len(order)
+                priced_count += 1
                 found = sum(self.add(c) for c in self.price(v, priced, shift_duals, pi, deadline))
                 entered += found
                 quiet = 0 if found else quiet + 1
@@ -386,35 +427,47 @@ class ColumnGeneration:
             elif centre is not None and alpha > 0:
                 alpha = 0.0  # mispriced: the plain duals next
                 quiet = 0
-        if quiet >= self.n_volunteers:
+        if quiet >= len(order) and not skip and self.exact:
             self.converged = True
         return added
 
-    # ------------------------------------------------------------------ the integer master
+    # ------------------------------------------------------------------ rosters
 
     def dive(self, deadline: float) -> list[Column] | None:
-        """A roster by diving in the linear master: fix the volunteers whose schedule is
-        (nearly) whole, else the one with the largest share of a schedule, re-solve, until
-        every volunteer has one; the master's bounds are restored afterwards."""
-        by_volunteer: list[list[int]] = [[] for _ in range(self.n_volunteers)]
-        for k, column in enumerate(self.columns):
-            by_volunteer[column.volunteer].append(k)
+        """A roster by diving in the linear master with pricing: fix the volunteers whose
+        schedule is whole in the master's solution, and at least a DIVE_FIX share of the rest
+        (the largest shares of one schedule), price the others once at the new duals, until
+        every volunteer has a schedule; None past the deadline. The master's bounds are
+        restored afterwards (and `lp_value` is the unfixed master's again), and the columns
+        priced on the way stay."""
         chosen: dict[int, int] = {}
         closed: list[int] = []
+        share = DIVE_FIX
         try:
             while len(chosen) < self.n_volunteers:
-                if time.monotonic() >= deadline or self.lp.Solve() != pywraplp.Solver.OPTIMAL:
+                if time.monotonic() >= deadline:
                     return None
-                values = np.array([var.solution_value() for var in self.lp_vars])
+                if chosen:
+                    began = time.monotonic()
+                    self.generate(deadline, skip=chosen, rounds=1)
+                    # Fix more at a time when the steps left at this pace would not fit.
+                    step = time.monotonic() - began
+                    steps = (deadline - time.monotonic()) / max(step, 1e-3)
+                    share = max(DIVE_FIX, 1.0 / max(1.0, steps - 1.0))
+                if self.lp.Solve() != pywraplp.Solver.OPTIMAL:
+                    return None
+                by_volunteer: list[list[int]] = [[] for _ in range(self.n_volunteers)]
+                for k, column in enumerate(self.columns):
+                    by_volunteer[column.volunteer].append(k)
                 picks: list[tuple[float, int, int]] = []
                 for v, ks in enumerate(by_volunteer):
-                    if v in chosen:
-                        continue
-                    k = max(ks, key=lambda k: values[k])
-                    picks.append((float(values[k]), v, k))
+                    if v not in chosen:
+                        k = max(ks, key=lambda k: self.lp_vars[k].solution_value())
+                        picks.append((self.lp_vars[k].solution_value(), v, k))
                 picks.sort(reverse=True)
-                whole = [(v, k) for value, v, k in picks if value >= 1.0 - 1e-6]
-                for v, k in whole or [(picks[0][1], picks[0][2])]:
+                least = max(1, round(len(picks) * share))
+                fix = [(v, k) for i, (value, v, k) in enumerate(picks) if i < least or value > 0.99]
+                for v, k in fix:
                     chosen[v] = k
                     for other in by_volunteer[v]:
                         if other != k:
@@ -423,7 +476,13 @@ class ColumnGeneration:
         finally:
             for k in closed:
                 self.lp_vars[k].SetUb(self.lp.infinity())
+            self.solve_lp()  # the master's value over every column again, nothing fixed
         return [self.columns[chosen[v]] for v in range(self.n_volunteers)]
+
+    def roster(self, columns: Sequence[Column]) -> tuple[Pair, ...]:
+        problem = self.index.problem
+        pairs = sorted((s, c.volunteer) for c in columns for s in c.shifts)
+        return tuple(Pair(problem.volunteers[v].id, problem.shifts[s].id) for s, v in pairs)
 
     def integer(
         self,
@@ -502,10 +561,20 @@ def price_and_branch(
     workers: int = 2,
     integer_share: float = 0.3,
 ) -> tuple[MasterResult | None, ColumnGeneration]:
-    """Columns from the valid roster `start` and pricing until `deadline` less the integer
-    master's share, then the integer master hinted with `start`."""
+    """Columns from the valid roster `start` and pricing until the master converges, tails
+    off or `deadline` less the rest's share; a dive with pricing in half of what is left; then
+    the integer master hinted with the better of `start` and the dive's roster, for at most
+    INTEGER_S. Returns as soon as that is done (the caller's search gets the rest)."""
     generation = ColumnGeneration(index, eligible, seed)
     hint = generation.add_roster(start)
     now = time.monotonic()
     generation.generate(now + (deadline - now) * (1.0 - integer_share))
-    return generation.integer(deadline, hint, workers, seed), generation
+    now = time.monotonic()
+    dived = generation.dive(now + (deadline - now) * 0.5)
+    if dived is not None:
+        objective = sum(score(index, generation.roster(dived)).values())
+        generation.dive_objective = objective
+        if objective < sum(score(index, start).values()):
+            hint = dived
+    until = min(deadline, time.monotonic() + INTEGER_S)
+    return generation.integer(until, hint, workers, seed), generation
