@@ -22,6 +22,8 @@ from scheduling.model.data import ProblemIndex
 from scheduling.person_dp import (
     Cover,
     Multipliers,
+    PersonDP,
+    applies,
     marginal_gains,
     per_assignment,
     plan_person,
@@ -63,9 +65,24 @@ class Replanner:
         ]
         self.skills = bool(problem.weights.skill_under) and any(s.skills for s in problem.shifts)
         self.prices: dict[int, Multipliers | None] = {}
+        # Each volunteer's day structure, kept while their candidate shifts stay the same.
+        self.structures: dict[int, tuple[bytes, PersonDP]] = {}
         self.rng = random.Random(seed)
         self.queue: list[int] = []
         self.seed = seed
+
+    def _structure(self, v: int, candidates: np.ndarray) -> PersonDP | None:
+        """The volunteer's day structure for these candidates, built once per candidate set
+        (about 35 ms on Curtois Instance23, an eighth of a best response)."""
+        key = candidates.tobytes()
+        kept = self.structures.get(v)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        if not len(candidates) or not applies(self.index, candidates.tolist(), self.pinned[v]):
+            return None
+        dp = PersonDP(self.index, v, candidates.tolist(), self.pinned[v])
+        self.structures[v] = (key, dp)
+        return dp
 
     def next_volunteer(self) -> int | None:
         """Volunteers in a random order, every one once before any again."""
@@ -120,6 +137,7 @@ class Replanner:
             start=self.prices.get(v),
             polish=1,
             retry_past_deadline=False,
+            dp=self._structure(v, candidates),
         )
         # Prices that found nothing are dropped: the next turn starts afresh.
         self.prices[v] = prices if planned is not None else None

@@ -633,6 +633,7 @@ def plan_person(
     polish: int = 1,
     retry_past_deadline: bool = True,
     batch: int = BATCH,
+    dp: PersonDP | None = None,
 ) -> tuple[list[int] | None, Multipliers | None]:
     """The volunteer's best schedule found (shift positions) and the prices it ended with, or
     (None, ...) when the search does not apply or finds nothing that keeps every rule.
@@ -644,13 +645,17 @@ def plan_person(
     :param candidates: positions of the shifts the volunteer may take (eligible, with room).
     :param gains: per candidate, what taking it is worth (`marginal_gains`).
     :param must: positions that must be taken (pinned).
+    :param dp: the structure of exactly these candidates and `must`, built before (callers
+        that plan one volunteer again and again keep it: building it costs about as much as
+        a search on long horizons).
     """
     if not applies(index, candidates, must):
         return None, start
     limits = index.problem.volunteers[volunteer].limits
     if limits.max_consecutive_days == 0:
         candidates, gains = [], []
-    dp = PersonDP(index, volunteer, candidates, must)
+    if dp is None or len(candidates) == 0:
+        dp = PersonDP(index, volunteer, candidates, must)
     values = np.asarray(gains, dtype=np.float64)
     passes = MAX_PASSES // 3 if start is not None else MAX_PASSES
     found, prices = dp.search(values, seed, deadline, start, polish, passes, batch)

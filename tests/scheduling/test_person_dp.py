@@ -297,12 +297,18 @@ def test_best_response_saves_exactly_what_the_checker_scores() -> None:
     replanner = Replanner(index, eligible, seed=0)
     assigned = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in roster}
     cost = check(problem, roster).objective
+    reused = 0
     for _ in range(3 * len(volunteers)):
         v = replanner.next_volunteer()
         assert v is not None
         counts = np.bincount([s for _, s in assigned], minlength=len(shifts))
         own = [s for p, s in assigned if p == v]
+        kept = replanner.structures.get(v)
         move = replanner.replan(v, counts, own, None, None)
+        if kept is not None and replanner.structures[v][0] == kept[0]:
+            # The day structure is built once per volunteer and candidate set.
+            assert replanner.structures[v][1] is kept[1]
+            reused += 1
         if move is None:
             continue
         assigned = {(p, s) for p, s in assigned if p != v} | {(v, s) for s in move.shifts}
@@ -313,3 +319,4 @@ def test_best_response_saves_exactly_what_the_checker_scores() -> None:
         cost = report.objective
     # The frugal start leaves most shifts short; best responses fill them.
     assert cost < check(problem, roster).objective
+    assert reused > 0
