@@ -115,6 +115,18 @@ def _pinned(index: ProblemIndex) -> list[list[int]]:
     return pinned
 
 
+class _Schedules(cp_model.CpSolverSolutionCallback):
+    """Every solution CP-SAT finds for one volunteer, as the indices of the shifts taken."""
+
+    def __init__(self, chosen: Sequence[cp_model.IntVar]) -> None:
+        super().__init__()
+        self.chosen = chosen
+        self.found: list[np.ndarray] = []
+
+    def on_solution_callback(self) -> None:
+        self.found.append(np.flatnonzero([self.boolean_value(x) for x in self.chosen]))
+
+
 class ColumnGeneration:
     """The columns, the linear master over them, pricing, and the integer master."""
 
@@ -158,10 +170,11 @@ class ColumnGeneration:
         self.iterations = 0
         self.converged = False
         self.tailed = False
-        # Whether CP-SAT prices a volunteer for whom the search found no column (on once the
-        # search alone finds nothing in a whole round: Curtois Instance6's dive, from the same
-        # master, ended at 2,052 with it and 2,250 without).
-        self.exact = False
+        # Whether CP-SAT prices a volunteer for whom the search found no column. From the same
+        # start, Curtois Instance8's master was at 1,371 after 10 s with it from the first
+        # round and at 1,774 when it came in only once a whole round of the search found
+        # nothing; Instance6's dive ended at 2,052 with it and 2,250 without.
+        self.exact = True
         self.dive_objective: int | None = None
         self._lp_init()
 
@@ -290,9 +303,7 @@ class ColumnGeneration:
         if self.exact and best + float(pi[v]) <= ENTER:
             # The search found no column: CP-SAT on the volunteer alone, exact where it
             # proves its optimum.
-            exact = self._cp_price(v, gains, deadline)
-            if exact is not None:
-                met.append(exact)
+            met.extend(self._cp_price(v, gains, deadline))
         if not met:
             return []
         ranked: dict[tuple[int, ...], float] = {}
@@ -341,11 +352,11 @@ class ColumnGeneration:
             self.models[v] = found
         return found
 
-    def _cp_price(self, v: int, gains: np.ndarray, deadline: float) -> np.ndarray | None:
-        """The volunteer's most valuable schedule by CP-SAT (gains scaled to integers), as
-        candidate ids, or None."""
+    def _cp_price(self, v: int, gains: np.ndarray, deadline: float) -> list[np.ndarray]:
+        """The volunteer's most valuable schedule by CP-SAT (gains scaled to integers), and
+        the improving ones met on the way, as candidate ids."""
         if not len(self.positions[v]) or time.monotonic() >= deadline:
-            return None
+            return []
         model, chosen = self._cp_model(v)
         weights = np.round(gains * CP_SCALE).astype(np.int64)
         model.clear_objective()
@@ -357,12 +368,13 @@ class ColumnGeneration:
         solver.parameters.num_workers = 1
         solver.parameters.random_seed = self.seed
         solver.parameters.cp_model_probing_level = 0  # 18 ms a volunteer where 27 with it
-        status = solver.solve(model)
+        met = _Schedules(chosen)
+        status = solver.solve(model, met)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            return None
+            return []
         self.cp_calls += 1
         self.cp_optimal += status == cp_model.OPTIMAL
-        return np.flatnonzero([solver.value(x) for x in chosen])
+        return [*met.found, np.flatnonzero([solver.value(x) for x in chosen])]
 
     def reduced_cost(self, column: Column, shift_duals: np.ndarray, pi: np.ndarray) -> float:
         taken = np.asarray(column.shifts, dtype=np.int64)
@@ -384,19 +396,16 @@ class ColumnGeneration:
         at = priced_count = 0
         quiet = 0  # volunteers priced in a row without a column entering
         starts: list[float] = []  # the master's value as each round began
-        while time.monotonic() < deadline and (quiet < len(order) or not (self.exact or skip)):
+        while time.monotonic() < deadline and quiet < len(order):
             if rounds and priced_count >= rounds * len(order):
                 break
-            if quiet >= len(order) and not self.exact and not skip:
-                # A whole round of the search found nothing: CP-SAT where it fails from now on.
-                self.exact, quiet = True, 0
             duals = self.solve_lp()
             if duals is None or self.lp_value is None:
                 break
             if not skip and priced_count % len(order) < chunk:
                 # A new round: stop when the last TAIL_ROUNDS gained too little (tailing off),
-                # once CP-SAT prices too and the master has left its first value (the start is
-                # a degenerate vertex: rounds of columns may enter before it moves).
+                # once the master has left its first value (the start is a degenerate vertex:
+                # rounds of columns may enter before it moves).
                 starts.append(self.lp_value)
                 if (
                     self.exact
