@@ -21,6 +21,10 @@ from scheduling.problem import Pair, Problem
 # Time a best-response round needs left before the deadline (one pass of the day-by-day
 # search on a 364-day horizon takes up to a few tenths of a second on a busy machine).
 REPLAN_LEFT_S = 0.5
+# How much of its past saving rate a kind of round keeps after each of its rounds, and the least
+# share of rounds any kind that can still run is given.
+RATE_MEMORY = 0.8
+MIN_SHARE = 0.1
 
 
 @dataclass(slots=True)
@@ -80,8 +84,8 @@ class _SliceSearch:
         nearby.sort(key=closeness)
         return nearby[:size]
 
-    def round(self, size: int, time_limit: float, workers: int, deadline: float) -> bool:
-        """Re-solve one cluster; keep the result if it costs less. True if it improved.
+    def round(self, size: int, time_limit: float, workers: int, deadline: float) -> int:
+        """Re-solve one cluster; keep the result if it costs less. How much it saved.
 
         The solve gets `time_limit` or what building the sub-model left before `deadline`."""
         problem = self.problem
@@ -137,10 +141,11 @@ class _SliceSearch:
         solver.parameters.num_workers = workers
         solver.parameters.random_seed = self.rng.randrange(1 << 30)
         if solver.solve(rm.model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            return False
+            return 0
         found = rm.assignments(solver)
-        if sum(score(sub_index, found).values()) >= before:
-            return False
+        after = sum(score(sub_index, found).values())
+        if after >= before:
+            return 0
         for s in cluster:
             for v in self.staff[s]:
                 self.by_volunteer[v].discard(s)
@@ -151,12 +156,12 @@ class _SliceSearch:
                 v = self.index.volunteer_pos[pair.volunteer]
                 self.staff[s].add(v)
                 self.by_volunteer[v].add(s)
-        return True
+        return before - after
 
-    def replan(self, replanner: Replanner, deadline: float) -> bool | None:
+    def replan(self, replanner: Replanner, deadline: float) -> int | None:
         """Re-plan the next volunteer's whole horizon against everyone else (a best response);
-        True if the roster got cheaper, False if it only changed or stayed, None if nobody
-        can be re-planned."""
+        how much the roster got cheaper (0 if it only changed or stayed), None if nobody can
+        be re-planned."""
         v = replanner.next_volunteer()
         if v is None:
             return None
@@ -169,13 +174,13 @@ class _SliceSearch:
         own = self.by_volunteer[v]
         move = replanner.replan(v, counts, own, skilled, deadline)
         if move is None:
-            return False
+            return 0
         for s in own:
             self.staff[s].discard(v)
         self.by_volunteer[v] = set(move.shifts)
         for s in move.shifts:
             self.staff[s].add(v)
-        return move.saving > 0
+        return move.saving
 
     def pairs(self) -> tuple[Pair, ...]:
         volunteers, shifts = self.problem.volunteers, self.problem.shifts
@@ -201,29 +206,32 @@ def improve_by_slices(
     """
     search = _SliceSearch.create(problem, eligible, start, seed)
     replanner = Replanner(search.index, eligible, seed)
-    # Cluster rounds and best-response rounds, each chosen more often while it improves (on
-    # Curtois Instance23 at 60 s, best responses first three times as likely as clusters gave
-    # 127,522 where even odds gave 164,552).
-    weights = {"cluster": 1.0, "replan": 3.0 if replanner.volunteers else 0.0}
+    # Cluster rounds and best-response rounds, each chosen in proportion to what it has saved
+    # per second lately (a moving average; every kind keeps a share so that it can come back).
+    rates = {"cluster": 1.0, "replan": 1.0}
+    kinds = ["cluster", "replan"] if replanner.volunteers else ["cluster"]
     size, rounds = 24, 0
     while time.monotonic() < deadline - 0.1:
         rounds += 1
-        kind = search.rng.choices(list(weights), list(weights.values()))[0]
+        total = sum(rates[k] for k in kinds) or 1.0
+        shares = [max(rates[k] / total, MIN_SHARE) for k in kinds]
+        kind = search.rng.choices(kinds, shares)[0]
         if kind == "replan" and deadline - time.monotonic() < REPLAN_LEFT_S:
             kind = "cluster"  # a pass of the day-by-day search may not fit any more
+        began = time.monotonic()
         if kind == "replan":
-            better = search.replan(replanner, min(deadline, time.monotonic() + 1.0))
-            if better is None:
-                weights["replan"] = 0.0
+            saved = search.replan(replanner, min(deadline, time.monotonic() + 1.0))
+            if saved is None:
+                kinds.remove("replan")
                 continue
         else:
             limit = min(1.0, deadline - time.monotonic())
-            began = time.monotonic()
-            better = search.round(size, limit, workers, deadline)
+            saved = search.round(size, limit, workers, deadline)
             # Keep rounds short: grow clusters while they solve quickly, shrink when not.
             quick = time.monotonic() - began < limit * 0.5
             size = min(200, size + 4) if quick else max(8, size - 4)
-        if better and on_improve is not None:
+        if saved and on_improve is not None:
             on_improve(rounds)
-        weights[kind] = max(0.2, min(5.0, weights[kind] * (1.3 if better else 0.97)))
+        per_second = saved / max(1e-3, time.monotonic() - began)
+        rates[kind] = (1 - RATE_MEMORY) * per_second + RATE_MEMORY * rates[kind]
     return search.pairs(), rounds
