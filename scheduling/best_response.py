@@ -29,6 +29,12 @@ from scheduling.person_dp import (
     plan_person,
 )
 
+# Multiplier settings per pass of a re-plan. Since the pass is compiled its cost grows with the
+# settings; 20-30 s of best responses from the same rosters (Curtois, load 2.5): Instance24
+# 235,591 with 32 and 128,912 with 16, Instance23 54,132 and 37,045, Instance22 43,420 and
+# 44,146; with 8 most re-plans found no valid schedule.
+REPLAN_BATCH = 16
+
 
 @dataclass(frozen=True, slots=True)
 class Replan:
@@ -138,6 +144,7 @@ class Replanner:
             polish=1,
             retry_past_deadline=False,
             dp=self._structure(v, candidates),
+            batch=REPLAN_BATCH,
         )
         # Prices that found nothing are dropped: the next turn starts afresh.
         self.prices[v] = prices if planned is not None else None
