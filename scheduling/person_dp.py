@@ -315,9 +315,11 @@ class PersonDP:
         least, zooming in where the rows straddle the minutes window and moving on (wider)
         where they all lie on one side of it; each cap's price moves by a step that grows
         while the cap stays over or under and halves when it crosses. When no row is valid,
-        splicing two rows (this pass's and the previous pass's nearest) may give one. The
-        first valid schedule ends the search, after `polish` more passes with relaxed prices
-        that look for a better one. Every other valid schedule met on the way (candidate ids,
+        splicing two rows (this pass's and the previous pass's nearest) may give one. Once a
+        valid schedule is found, polishing passes look for a better one with relaxed prices,
+        the minute prices bisected between the dearest one that broke a rule and the valid
+        one; a pass that finds better earns another, and the search ends after `polish`
+        passes that find nothing better. Every other valid schedule met on the way (candidate ids,
         possibly repeated) is appended to `collect` when it is given."""
         n = len(self.candidates)
         caps = self.caps
@@ -404,15 +406,23 @@ class PersonDP:
                     value = taken @ gains
                     r = int(np.flatnonzero(valid)[np.argmax(value[valid])])
                     candidate = (float(value[r]), np.flatnonzero(taken[r]))
+                gained = best is not None and candidate[0] > best[0] + 1e-9
                 if best is None or candidate[0] > best[0]:
                     best = candidate
-                if polish <= 0:
-                    mu = float(mus[r])
-                    break
-                polish -= 1
+                if not gained:  # a polishing pass that finds better earns another
+                    if polish <= 0:
+                        mu = float(mus[r])
+                        break
+                    polish -= 1
                 # Relax the prices a little: the first valid batch may have over-priced.
                 lam, weekend_lam = lam * scales[r] * 0.8, weekend_lam * scales[r] * 0.8
                 mu, span = float(mus[r]), max(least_span, span * 0.5)
+                cheaper = ~valid & (mus < mus[r])
+                if window and cheaper.any():
+                    # The next grid spans the gap between the dearest minute price that broke
+                    # a rule and the one that kept them all (a bisection, batch-wide).
+                    low_price = float(mus[cheaper].max())
+                    mu, span = 0.5 * (low_price + mu), max(least_span, 0.5 * (mu - low_price))
                 continue
             violation = short + over
             r = int(np.argmin(violation + 1e-9 * np.abs(steps)))
