@@ -248,9 +248,9 @@ def layout_of(dp: PersonDP) -> Layout:
     offset = 0
     for d in range(days):
         first, pad = int(order_start[d]), dp.pad[d]
-        for c in range(pad.shape[0]):
-            members = pad[c][pad[c] < sizes[d]]
-            klass[first + members] = c
+        # The day's shifts are in class order, each class a run of positions (`pad`'s rows).
+        per_class = (pad < sizes[d]).sum(1)
+        klass[first : first + sizes[d]] = np.repeat(np.arange(len(per_class)), per_class)
         if d:
             allowed = dp.allowed[d - 1] > HALF_NEG  # (classes of d - 1, patterns of d)
             patterns[d] = allowed.shape[1]

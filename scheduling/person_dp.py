@@ -208,11 +208,9 @@ class PersonDP:
             self.order.append(today[ranked])
             sizes = np.bincount(klass, minlength=len(rows))
             widest = int(sizes.max()) if len(sizes) else 0
-            pad = np.full((len(rows), widest), len(today), dtype=np.int64)
-            first = 0
-            for c, size in enumerate(sizes.tolist()):
-                pad[c, :size] = np.arange(first, first + size)
-                first += size
+            slot = np.arange(widest)[None, :]
+            firsts = (np.cumsum(sizes) - sizes)[:, None]
+            pad = np.where(slot < sizes[:, None], firsts + slot, len(today)).astype(np.int64)
             self.pad.append(pad)
             rows_of.append(rows)
         self.allowed: list[np.ndarray] = []  # per day: (classes, next-day column patterns)
