@@ -213,14 +213,7 @@ def _discard_session() -> None:
 def _database_problem(exc: BaseException) -> Response:
     log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
     _discard_session()
-    unavailable = DatabaseUnavailable()
-    return problem(
-        unavailable.status,
-        unavailable.title,
-        unavailable.detail,
-        slug=unavailable.slug,
-        headers=unavailable.headers,
-    )
+    return domain_problem(DatabaseUnavailable())
 
 
 def domain_problem(exc: DomainError) -> Response:
