@@ -26,6 +26,7 @@ from scheduling.person_dp import (
     applies,
     marginal_gains,
     per_assignment,
+    pinned_positions,
     plan_person,
 )
 
@@ -58,12 +59,7 @@ class Replanner:
             np.array(shifts, dtype=np.int64)
             for shifts in positions_by_volunteer(eligible, len(problem.volunteers))
         ]
-        self.pinned: list[list[int]] = [[] for _ in problem.volunteers]
-        for pair in problem.pinned:
-            person = index.volunteer_pos.get(pair.volunteer)
-            shift = index.shift_pos.get(pair.shift)
-            if person is not None and shift is not None:
-                self.pinned[person].append(shift)
+        self.pinned = pinned_positions(index)
         self.volunteers = [
             v
             for v, volunteer in enumerate(problem.volunteers)

@@ -46,6 +46,7 @@ from scheduling.person_dp import (
     keeps_rules,
     marginal_gains,
     per_assignment,
+    pinned_positions,
 )
 from scheduling.person_dp import applies as dp_applies
 from scheduling.problem import Pair
@@ -59,7 +60,6 @@ ENTER = 1e-6
 # valid schedule.
 PER_PRICING = 5
 POLISH = 2
-USE_DP = True
 # Column generation stops when TAIL_ROUNDS whole rounds of pricing lower the master's value by
 # less than this share of it (tailing off: Curtois Instance6 spent its last 8 of 30 s on 0.1%).
 TAIL = 0.001
@@ -102,20 +102,9 @@ def applies(index: ProblemIndex, eligible: Sequence[Sequence[int]]) -> bool:
         return False
     if not all(per_assignment(problem, v) for v in problem.volunteers):
         return False
-    pinned = _pinned(index)
+    pinned = pinned_positions(index)
     positions = positions_by_volunteer(eligible, len(problem.volunteers))
     return all(dp_applies(index, positions[v], pinned[v]) for v in range(len(positions)))
-
-
-def _pinned(index: ProblemIndex) -> list[list[int]]:
-    problem = index.problem
-    pinned: list[list[int]] = [[] for _ in problem.volunteers]
-    for pair in problem.pinned:
-        v = index.volunteer_pos.get(pair.volunteer)
-        s = index.shift_pos.get(pair.shift)
-        if v is not None and s is not None:
-            pinned[v].append(s)
-    return pinned
 
 
 class _Schedules(cp_model.CpSolverSolutionCallback):
@@ -142,7 +131,7 @@ class ColumnGeneration:
         self.cover = Cover.of(problem)
         self.room = np.array([s.max_people for s in problem.shifts], dtype=np.int64)
         self.eligible_count = np.array([len(people) for people in eligible], dtype=np.int64)
-        self.pinned = _pinned(index)
+        self.pinned = pinned_positions(index)
         self.positions = [
             np.array(shifts, dtype=np.int64)
             for shifts in positions_by_volunteer(eligible, self.n_volunteers)
@@ -167,17 +156,11 @@ class ColumnGeneration:
         self.seen: set[tuple[int, tuple[int, ...]]] = set()
         self.dps: dict[int, PersonDP] = {}
         self.models: dict[int, tuple[cp_model.CpModel, list[cp_model.IntVar]]] = {}
-        self.cp_calls = self.cp_optimal = 0
         self.prices: dict[int, Multipliers | None] = {}
         self.lp_value: float | None = None
         self.iterations = 0
         self.converged = False
         self.tailed = False
-        # Whether CP-SAT prices a volunteer for whom the search found no column. From the same
-        # start, Curtois Instance8's master was at 1,371 after 10 s with it from the first
-        # round and at 1,774 when it came in only once a whole round of the search found
-        # nothing; Instance6's dive ended at 2,052 with it and 2,250 without.
-        self.exact = True
         self.dive_objective: int | None = None
         self._lp_init()
 
@@ -289,23 +272,23 @@ class ColumnGeneration:
             return []
         gains = priced[self.positions[v]] - self.own_cost[v]
         met: list[np.ndarray] = []
-        if USE_DP:
-            start = self.prices.get(v)
-            passes = MAX_PASSES // 3 if start is not None else MAX_PASSES
-            seed = self.seed + self.iterations
-            found, prices = dp.search(gains, seed, deadline, start, POLISH, passes, collect=met)
-            if found is None and start is not None:
-                found, prices = dp.search(
-                    gains, seed, deadline, None, POLISH, MAX_PASSES, collect=met
-                )
-            self.prices[v] = prices if found is not None else None
-            if found is not None:
-                met.append(found)
+        start = self.prices.get(v)
+        passes = MAX_PASSES // 3 if start is not None else MAX_PASSES
+        seed = self.seed + self.iterations
+        found, prices = dp.search(gains, seed, deadline, start, POLISH, passes, collect=met)
+        if found is None and start is not None:
+            found, prices = dp.search(gains, seed, deadline, None, POLISH, MAX_PASSES, collect=met)
+        self.prices[v] = prices if found is not None else None
+        if found is not None:
+            met.append(found)
         real = shift_duals[self.positions[v]] - self.own_cost[v]
         best = max((float(real[ids].sum()) for ids in met), default=-np.inf)
-        if self.exact and best + float(pi[v]) <= ENTER:
+        if best + float(pi[v]) <= ENTER:
             # The search found no column: CP-SAT on the volunteer alone, exact where it
-            # proves its optimum.
+            # proves its optimum. From the same start, Curtois Instance8's master was at 1,371
+            # after 10 s with this from the first round and at 1,774 when it came in only once
+            # a whole round of the search found nothing; Instance6's dive ended at 2,052 with it
+            # and 2,250 without.
             met.extend(self._cp_price(v, gains, deadline))
         if not met:
             return []
@@ -375,8 +358,6 @@ class ColumnGeneration:
         status = solver.solve(model, met)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return []
-        self.cp_calls += 1
-        self.cp_optimal += status == cp_model.OPTIMAL
         return [*met.found, np.flatnonzero([solver.value(x) for x in chosen])]
 
     def reduced_cost(self, column: Column, shift_duals: np.ndarray, pi: np.ndarray) -> float:
@@ -440,7 +421,7 @@ class ColumnGeneration:
             elif centre is not None and alpha > 0:
                 alpha = 0.0  # mispriced: the plain duals next
                 quiet = 0
-        if quiet >= len(order) and not skip and self.exact:
+        if quiet >= len(order) and not skip:
             self.converged = True
         return added
 

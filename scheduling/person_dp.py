@@ -545,6 +545,18 @@ def applies(index: ProblemIndex, candidates: Sequence[int], must: Collection[int
     return not bool((latest > later[2:]).any())
 
 
+def pinned_positions(index: ProblemIndex) -> list[list[int]]:
+    """Per volunteer position, the positions of the shifts they are pinned to (the `must` of
+    their search)."""
+    pinned: list[list[int]] = [[] for _ in index.problem.volunteers]
+    for pair in index.problem.pinned:
+        v = index.volunteer_pos.get(pair.volunteer)
+        s = index.shift_pos.get(pair.shift)
+        if v is not None and s is not None:
+            pinned[v].append(s)
+    return pinned
+
+
 def per_assignment(problem: Problem, volunteer: Volunteer) -> bool:
     """Whether every objective term of this volunteer changes by a fixed amount per assignment,
     as the search's gains assume: not so for a fairness target (a sum over the horizon)."""
