@@ -55,31 +55,35 @@ class CheckInLane:
     def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
-        self._engine: Engine | None = None
-        self._postgresql: bool | None = None
+        self._engine: Engine | None = None  # the app's, read on the first check-in
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "POST" and not environ.get("QUERY_STRING"):
             match = _PATH.fullmatch(environ.get("PATH_INFO", ""))
-            if match is not None and self._open():
-                answered = self._answer(environ, start_response, int(match[1]))
+            engine = self._open() if match is not None else None
+            if match is not None and engine is not None:
+                answered = self._answer(environ, start_response, engine, int(match[1]))
                 if answered is not None:
                     return answered
         return self.wsgi_app(environ, start_response)
 
-    def _open(self) -> bool:
-        """Whether the lane may answer: on, no limit that could apply, on PostgreSQL."""
+    def _open(self) -> Engine | None:
+        """The app's engine when the lane may answer (on, no limit that could apply, on
+        PostgreSQL), else None."""
         config = self.app.config
         if not config.get("ATTENDANCE_FAST_LANE", True) or any(config.get(k) for k in _LIMITS):
-            return False
-        if self._postgresql is None:
+            return None
+        if self._engine is None:
             with self.app.app_context():
                 self._engine = db.engine
-            self._postgresql = self._engine.dialect.name == "postgresql"
-        return self._postgresql
+        return self._engine if self._engine.dialect.name == "postgresql" else None
 
     def _answer(
-        self, environ: WSGIEnvironment, start_response: StartResponse, assignment_id: int
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        engine: Engine,
+        assignment_id: int,
     ) -> Iterable[bytes] | None:
         """The answer to a plain check-in, or None (the body put back) for the app."""
         try:
@@ -97,9 +101,8 @@ class CheckInLane:
             content_type=environ.get("CONTENT_TYPE", ""),
             body=body,
         )
-        assert self._engine is not None
         try:
-            outcome = check_in_fast.check_in(self.app.config, self._engine, tap)
+            outcome = check_in_fast.check_in(self.app.config, engine, tap)
         except DatabaseUnavailable as exc:
             with self.app.app_context():
                 return domain_problem(exc)(environ, start_response)
