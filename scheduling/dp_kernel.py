@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 if TYPE_CHECKING:
     from scheduling.person_dp import PersonDP
@@ -85,7 +85,39 @@ def solve(layout: Layout, gains: np.ndarray, weekend_price: np.ndarray) -> np.nd
     return plan if ok else None
 
 
-@njit(cache=True, nogil=True)
+_INT = types.int64
+_INTS = types.int64[::1]
+_FLAGS = types.boolean[::1]
+_FLOATS_2D = types.float64[:, ::1]
+
+# The signature is given so that the kernel is compiled (or read from numba's cache) when this
+# module is imported, never inside a solve: the first compile takes 7-20 s, and a caller's time
+# limit must not pay for it (a 5-s sequential start found nothing on a fresh CI machine).
+_SIGNATURE = types.boolean(
+    _FLOATS_2D,  # gains
+    _FLOATS_2D,  # weekend_price
+    _INT,  # days
+    _INT,  # cap_work
+    _INT,  # cap_off
+    _INT,  # max_run
+    _INT,  # min_run
+    _INT,  # min_off
+    _INTS,  # order_start
+    _INTS,  # order
+    _INTS,  # klass
+    _INTS,  # pattern
+    _INTS,  # classes
+    _INTS,  # patterns
+    _INTS,  # allow_start
+    _FLAGS,  # allow
+    _FLAGS,  # weekend
+    _FLAGS,  # same_weekend
+    _FLAGS,  # must_work
+    types.int64[:, ::1],  # plan
+)
+
+
+@njit(_SIGNATURE, cache=True, nogil=True)
 def _solve(
     gains: np.ndarray,
     weekend_price: np.ndarray,
@@ -273,7 +305,7 @@ def layout_of(dp: PersonDP) -> Layout:
         patterns=patterns,
         allow_start=allow_start,
         allow=np.concatenate([*blocks, np.zeros(0, bool)]).astype(np.bool_),
-        weekend=np.asarray(dp.weekend_of >= 0, dtype=np.bool_),
-        same_weekend=np.asarray(dp.same_weekend_as_before, dtype=np.bool_),
-        must_work=np.asarray(dp.must_work, dtype=np.bool_),
+        weekend=np.ascontiguousarray(dp.weekend_of >= 0, dtype=np.bool_),
+        same_weekend=np.ascontiguousarray(dp.same_weekend_as_before, dtype=np.bool_),
+        must_work=np.ascontiguousarray(dp.must_work, dtype=np.bool_),
     )

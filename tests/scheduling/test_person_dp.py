@@ -5,6 +5,9 @@ not start."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from itertools import product
@@ -320,3 +323,20 @@ def test_best_response_saves_exactly_what_the_checker_scores() -> None:
     # The frugal start leaves most shifts short; best responses fill them.
     assert cost < check(problem, roster).objective
     assert reused > 0
+
+
+def test_the_compiled_pass_is_ready_when_imported_not_compiled_inside_a_solve(
+    tmp_path: Path,
+) -> None:
+    # On a fresh machine the first compile takes 7-20 s; done lazily it fell inside a caller's
+    # deadline (a 5-s sequential start found nothing in CI). A fresh numba cache forces a compile.
+    script = "from scheduling import dp_kernel; print(len(dp_kernel._solve.overloads))"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)},
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.stdout.strip() == "1"
