@@ -74,6 +74,8 @@ CHUNK = 6
 INTEGER_S = 3.0
 # Share of the volunteers still free that a step of the dive fixes (at least one).
 DIVE_FIX = 0.15
+# A column's value in the linear master above which its assignments count as its support.
+SUPPORT_MIN = 1e-6
 # Pricing by CP-SAT where the search finds nothing: its time limit per volunteer, and the
 # scale of the gains (CP-SAT wants integers).
 CP_PRICE_S = 0.5
@@ -424,6 +426,17 @@ class ColumnGeneration:
         if quiet >= len(order) and not skip:
             self.converged = True
         return added
+
+    def support(self) -> set[tuple[int, int]]:
+        """The (volunteer, shift) positions that some column of positive value in the linear
+        master's solution takes: where the master would staff; the rest it leaves."""
+        taken: set[tuple[int, int]] = set()
+        if self.solve_lp() is None:  # columns may have entered since the last solve
+            return taken
+        for k, column in enumerate(self.columns):
+            if self.lp_vars[k].solution_value() > SUPPORT_MIN:
+                taken.update((column.volunteer, s) for s in column.shifts)
+        return taken
 
     # ------------------------------------------------------------------ rosters
 

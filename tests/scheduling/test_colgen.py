@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from ortools.sat.python import cp_model
 
-from scheduling import colgen
+from scheduling import colgen, part
 from scheduling.checker import check
 from scheduling.curtois import read_curtois
 from scheduling.eligibility import eligible_positions
@@ -171,3 +171,52 @@ def test_curtois_instance2_is_no_worse_than_its_start(cases_dir: Path) -> None:
     assert report.ok, report.violations
     assert report.objective == result.objective <= before
     assert generation.lp_value is not None and generation.lp_value <= result.objective + 1e-6
+
+
+def test_support_is_the_masters_own_after_columns_enter_since_its_last_solve(kit: Any) -> None:
+    """Columns entering after the last solve left GLOP without a solution, so every value read
+    0 and the support came out empty (the support round then fixed every assignment the
+    incumbent did not make)."""
+    problem = small_problem(kit, seed=2)
+    index = ProblemIndex.build(problem)
+    eligible = eligible_positions(problem)
+    generation = colgen.ColumnGeneration(index, eligible)
+    generation.add_roster(start_roster(problem))
+    generation.generate(time.monotonic() + 2.0)
+    generation.solve_lp()
+    extra = sequential_roster(problem, eligible, time.monotonic() + 30, seed=7)
+    assert extra is not None
+    generation.add_roster(extra)  # no solve since
+    support = generation.support()
+    used = [
+        column
+        for k, column in enumerate(generation.columns)
+        if generation.lp_vars[k].solution_value() > colgen.SUPPORT_MIN
+    ]
+    assert used and support == {(c.volunteer, s) for c in used for s in c.shifts}
+    assert all(v in eligible[s] for v, s in support)
+
+
+def test_the_support_round_is_valid_and_no_worse_than_the_master_it_follows(
+    cases_dir: Path,
+) -> None:
+    problem = read_curtois(str(cases_dir / "curtois" / "Instance2.txt"))
+    index = ProblemIndex.build(problem)
+    eligible = eligible_positions(problem)
+    start = start_roster(problem)
+    result, generation = colgen.price_and_branch(
+        index, eligible, start, time.monotonic() + 3.0, workers=2
+    )
+    assert result is not None
+    rm = build_model(index, eligible)
+    values, objective = part._hint_values(rm, result.pairs)
+    task = part.PartTask(0, problem, eligible, start, True, 5.0, 2, 0, True)
+    better, found = part._support_round(rm, values, objective, generation.support(), 3.0, task)
+    roster = part._pairs(rm, better)
+    report = check(problem, roster)
+    assert report.ok, report.violations
+    assert report.objective == found <= objective
+    # Whatever it staffs, the master or the incumbent staffed.
+    taken = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in roster}
+    mine = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in result.pairs}
+    assert taken <= generation.support() | mine
