@@ -567,11 +567,14 @@ def price_and_branch(
     seed: int = 0,
     workers: int = 2,
     integer_share: float = 0.3,
+    integer_master: bool = True,
 ) -> tuple[MasterResult | None, ColumnGeneration]:
     """Columns from the valid roster `start` and pricing until the master converges, tails
     off or `deadline` less the rest's share; a dive with pricing in half of what is left; then
     the integer master hinted with the better of `start` and the dive's roster, for at most
-    INTEGER_S. Returns as soon as that is done (the caller's search gets the rest)."""
+    INTEGER_S. Returns as soon as that is done (the caller's search gets the rest). Without
+    `integer_master`, the dive's roster is the result (the caller searches a wider space that
+    holds the integer master's)."""
     generation = ColumnGeneration(index, eligible, seed)
     hint = generation.add_roster(start)
     now = time.monotonic()
@@ -583,5 +586,9 @@ def price_and_branch(
         generation.dive_objective = objective
         if objective < sum(score(index, start).values()):
             hint = dived
+    if not integer_master:
+        if dived is None or generation.dive_objective is None:
+            return None, generation
+        return MasterResult(generation.roster(dived), generation.dive_objective, False), generation
     until = min(deadline, time.monotonic() + INTEGER_S)
     return generation.integer(until, hint, workers, seed), generation

@@ -220,3 +220,16 @@ def test_the_support_round_is_valid_and_no_worse_than_the_master_it_follows(
     taken = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in roster}
     mine = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in result.pairs}
     assert taken <= generation.support() | mine
+
+
+def test_without_the_integer_master_the_result_is_the_dives_valid_roster(kit: Any) -> None:
+    problem = small_problem(kit, people=5, seed=4)
+    index = ProblemIndex.build(problem)
+    eligible = eligible_positions(problem)
+    result, generation = colgen.price_and_branch(
+        index, eligible, start_roster(problem), time.monotonic() + 3.0, integer_master=False
+    )
+    assert result is not None and not result.optimal
+    report = check(problem, result.pairs)
+    assert report.ok, report.violations
+    assert report.objective == result.objective == generation.dive_objective
