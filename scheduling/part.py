@@ -26,6 +26,10 @@ LARGE_PART = 60_000
 # first roster where the start breaks a minimum rule; the LNS improves faster after that:
 # Curtois Instance8 at 60 s 2,233 with 35%, 1,950 with 10%; Instance12 6,261 and 5,441).
 WHOLE_SHARE = 0.1
+# ... and where price and branch follows, which wants the time more: Curtois at 60 s with 3%
+# instead of 10%, two runs each: Instance8 1,308 and 1,307 (1,399 and 1,504 with 10%),
+# Instance12 4,241 and 4,147 (4,355 and 5,595).
+PRICED_WHOLE_SHARE = 0.03
 # Where column generation applies (colgen.applies), the share of the time left after CP-SAT
 # on the whole model that it may take (it returns once its integer master is done; the LNS
 # gets the rest), and the share of that kept for the dive and the integer master. Curtois at
@@ -208,7 +212,18 @@ def solve_part(
         rm.add_hint(hint)
         if hint_valid:
             kept_filled = _keep_filled(rm, hint)
-    whole_share = 1.0 if not task.use_lns else 0.0 if large and hint_valid else WHOLE_SHARE
+    priced = (
+        task.use_lns
+        and n_vars <= COLGEN_MAX_VARS
+        and n_vars * task.problem.horizon_days <= COLGEN_MAX_PAIR_DAYS
+        and colgen.applies(index, task.eligible)
+    )
+    if not task.use_lns:
+        whole_share = 1.0
+    elif large and hint_valid:
+        whole_share = 0.0
+    else:
+        whole_share = PRICED_WHOLE_SHARE if priced else WHOLE_SHARE
     status = cp_model.UNKNOWN
     bound: int | None = None
     values: dict[int, int] = {}
@@ -246,13 +261,7 @@ def solve_part(
             return PartResult("unknown", (), None, n_vars)
         values, objective = _hint_values(rm, hint)
     rounds = 0
-    if (
-        status != cp_model.OPTIMAL
-        and task.use_lns
-        and n_vars <= COLGEN_MAX_VARS
-        and n_vars * task.problem.horizon_days <= COLGEN_MAX_PAIR_DAYS
-        and colgen.applies(index, task.eligible)
-    ):
+    if status != cp_model.OPTIMAL and priced:
         values, objective = _price_and_branch(task, rm, values, objective, clock)
     if status != cp_model.OPTIMAL and task.use_lns:
         deadline = clock.start + task.time_limit_s
