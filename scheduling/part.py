@@ -31,13 +31,13 @@ WHOLE_SHARE = 0.1
 # Instance12 4,241 and 4,147 (4,355 and 5,595).
 PRICED_WHOLE_SHARE = 0.03
 # Where column generation applies (colgen.applies), the share of the time left after CP-SAT
-# on the whole model that it may take (it returns once its integer master is done; the LNS
-# gets the rest), and the share of that kept for the dive and the integer master. Curtois at
+# on the whole model that it may take (it returns once its dive is done; the support round and
+# the LNS get the rest), and the share of that kept for the dive. Curtois at
 # 60 s, load 2.5-3.4, LNS alone -> with colgen first: Instance5 1,448 -> 1,145, Instance8
 # 1,836 -> 1,735 (both measured at load 2-3.3); Instance6 2,256 -> 1,952 and Instance7 1,189
 # -> 1,068 (the earlier figures as recorded before this change).
 COLGEN_SHARE = 0.7
-INTEGER_SHARE = 0.35
+DIVE_SHARE = 0.35
 # Above this many variables, or this many eligible pairs times horizon days (a round of pricing
 # grows with both), the master converges too late to pay. Curtois at 60 s, LNS alone -> with
 # price and branch and its support round: Instance12 (10,452 pairs x 28 days) 5,437 -> 4,448
@@ -292,9 +292,9 @@ def solve_part(
 def _price_and_branch(
     task: PartTask, rm: RosterModel, values: dict[int, int], objective: int, clock: Clock
 ) -> tuple[dict[int, int], int]:
-    """Column generation from the incumbent for COLGEN_SHARE of the time left, then the
-    integer master over the columns (its roster replaces the incumbent when it is better), then
-    CP-SAT over the master's support for SUPPORT_SHARE of what is left."""
+    """Column generation from the incumbent for COLGEN_SHARE of the time left and a dive (its
+    roster replaces the incumbent when it is better), then CP-SAT over the master's support
+    for SUPPORT_SHARE of what is left."""
     left = task.time_limit_s - clock.elapsed()
     now = time.monotonic()
     result, generation = colgen.price_and_branch(
@@ -304,7 +304,7 @@ def _price_and_branch(
         now + left * COLGEN_SHARE,
         task.seed,
         task.workers,
-        INTEGER_SHARE,
+        DIVE_SHARE,
         integer_master=False,  # the support round's space holds every roster of its columns
     )
     if result is not None and result.objective < objective:
