@@ -45,6 +45,11 @@ DIVE_SHARE = 0.35
 # Instance19 (9,728 x 84) 5,263 -> 6,463.
 COLGEN_MAX_VARS = 12_000
 COLGEN_MAX_PAIR_DAYS = 400_000
+# ... and above this many pair-days per second of the part's limit. Instance12 (292,656) at
+# 10 s: 8,749, 8,353, 8,954 with it, 8,090, 8,222, 8,309 without; at 20 s 6,305 with it, 6,971
+# without. Instance6-11 (at most 148,512) at 10 s gain 3-31% with it (Instance11 3,552 against
+# 4,638).
+COLGEN_PAIR_DAYS_PER_S = 20_000
 # Share of the time left after price and branch for CP-SAT over the master's support. It is
 # still improving when stopped on Curtois Instance12 (4,255 -> 4,157 in its 18th second), and
 # the LNS after it seldom gains (Instance8 1,307 -> 1,306, 1,589 -> 1,588; Instance12 none).
@@ -212,12 +217,7 @@ def solve_part(
         rm.add_hint(hint)
         if hint_valid:
             kept_filled = _keep_filled(rm, hint)
-    priced = (
-        task.use_lns
-        and n_vars <= COLGEN_MAX_VARS
-        and n_vars * task.problem.horizon_days <= COLGEN_MAX_PAIR_DAYS
-        and colgen.applies(index, task.eligible)
-    )
+    priced = _prices(task, index, n_vars)
     if not task.use_lns:
         whole_share = 1.0
     elif large and hint_valid:
@@ -287,6 +287,18 @@ def solve_part(
         values, rounds = result.values, result.rounds
     state = "optimal" if status == cp_model.OPTIMAL else "feasible"
     return PartResult(state, _pairs(rm, values), bound, n_vars, (), rounds)
+
+
+def _prices(task: PartTask, index: ProblemIndex, n_vars: int) -> bool:
+    """Whether the part is solved by price and branch before its LNS: in scope, and small
+    enough for its master to converge within the part's time."""
+    pair_days = n_vars * task.problem.horizon_days
+    return (
+        task.use_lns
+        and n_vars <= COLGEN_MAX_VARS
+        and pair_days <= min(COLGEN_MAX_PAIR_DAYS, COLGEN_PAIR_DAYS_PER_S * task.time_limit_s)
+        and colgen.applies(index, task.eligible)
+    )
 
 
 def _price_and_branch(
