@@ -546,14 +546,7 @@ class ColumnGeneration:
         status = solver.solve(model)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return None
-        problem = self.index.problem
-        pairs = sorted(
-            (s, column.volunteer)
-            for k, column in enumerate(self.columns)
-            if solver.value(chosen[k])
-            for s in column.shifts
-        )
-        roster = tuple(Pair(problem.volunteers[v].id, problem.shifts[s].id) for s, v in pairs)
+        roster = self.roster([c for k, c in enumerate(self.columns) if solver.value(chosen[k])])
         return MasterResult(
             roster, sum(score(self.index, roster).values()), status == cp_model.OPTIMAL
         )
@@ -582,13 +575,13 @@ def price_and_branch(
     now = time.monotonic()
     dived = generation.dive(now + (deadline - now) * 0.5)
     if dived is not None:
-        objective = sum(score(index, generation.roster(dived)).values())
-        generation.dive_objective = objective
+        roster = generation.roster(dived)
+        objective = generation.dive_objective = sum(score(index, roster).values())
+        if not integer_master:
+            return MasterResult(roster, objective, False), generation
         if objective < sum(score(index, start).values()):
             hint = dived
-    if not integer_master:
-        if dived is None or generation.dive_objective is None:
-            return None, generation
-        return MasterResult(generation.roster(dived), generation.dive_objective, False), generation
+    elif not integer_master:
+        return None, generation
     until = min(deadline, time.monotonic() + INTEGER_S)
     return generation.integer(until, hint, workers, seed), generation

@@ -239,10 +239,7 @@ def solve_part(
             )
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             bound = round(solver.best_objective_bound)
-            values = {
-                literal.index: int(solver.value(literal))
-                for literal in rm.variables.assign.values()
-            }
+            values = _solved_values(rm, solver)
             objective = round(solver.objective_value)
     if values and hint_valid and hint and status != cp_model.OPTIMAL:
         # CP-SAT does not always keep a complete hint (it may stop on a worse solution of its
@@ -351,9 +348,7 @@ def _support_round(
     found = round(solver.objective_value)
     if found >= objective:
         return values, objective
-    return {
-        literal.index: int(solver.value(literal)) for literal in rm.variables.assign.values()
-    }, found
+    return _solved_values(rm, solver), found
 
 
 def _construct(
@@ -417,6 +412,11 @@ def _hint_values(rm: RosterModel, hint: Sequence[Pair]) -> tuple[dict[int, int],
     chosen = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in hint}
     values = {literal.index: int(key in chosen) for key, literal in rm.variables.assign.items()}
     return values, sum(score(index, hint).values())
+
+
+def _solved_values(rm: RosterModel, solver: cp_model.CpSolver) -> dict[int, int]:
+    """The assignments of the solver's solution, as variable values."""
+    return {literal.index: int(solver.value(literal)) for literal in rm.variables.assign.values()}
 
 
 def _pairs(rm: RosterModel, values: dict[int, int]) -> tuple[Pair, ...]:
