@@ -1,7 +1,7 @@
 """Check-in under load and hours reports over a year of ledger entries, on PostgreSQL.
 
-(a) `POST /assignments/{id}/check-in` through gunicorn (2 gthread workers of 4 threads, the
-    production command of README.md) with 100 concurrent
+(a) `POST /assignments/{id}/check-in` through gunicorn (2 gthread workers of 2 threads, the
+    production command of README.md; `--threads` to compare) with 100 concurrent
     clients, each check-in a fresh assignment and key; the same load on `GET /health` (a bare
     JSON endpoint of the same app). Targets: throughput ratio >= 0.5, check-in p99 < 100 ms.
     Closed loop: each client sends its next request as soon as the last one is answered, so
@@ -19,7 +19,7 @@ Runs in a scratch database (`bench_attendance`), seeded with the demo federation
 afterwards.
 
     .venv/bin/python -m bench.attendance [--members 40000] [--entries 1000000]
-        [--clients 100] [--requests 5000] [--rate 300] [--rate-requests 1500]
+        [--clients 100] [--requests 5000] [--rate 300] [--rate-requests 1500] [--threads 2]
         [--samples 30] [--skip-http] [--skip-reports]
         [--url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--keep]
 """
@@ -505,7 +505,14 @@ def _check_ins(
 
 
 def run_http(
-    app: Flask, url: str, clients: int, count: int, secret: str, rate: float, at_rate: int
+    app: Flask,
+    url: str,
+    clients: int,
+    count: int,
+    secret: str,
+    rate: float,
+    at_rate: int,
+    threads: int,
 ) -> dict[str, Any]:
     # Every check-in needs an assignment of its own: the closed-loop ones, then the paced ones.
     everything = make_assignments(app, count + at_rate)
@@ -528,7 +535,7 @@ def run_http(
             "-k",
             "gthread",
             "--threads",
-            "4",
+            str(threads),
             "-b",
             f"127.0.0.1:{port}",
             "--log-level",
@@ -593,6 +600,7 @@ def run_http(
     return {
         "load": load,
         "clients": clients,
+        "threads": threads,
         "health": {
             **_stats(h_lat),
             "failures": h_fail,
@@ -640,7 +648,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             db.session.remove()
         if not args.skip_http:
             result["http"] = run_http(
-                app, url, args.clients, args.requests, secret, args.rate, args.rate_requests
+                app,
+                url,
+                args.clients,
+                args.requests,
+                secret,
+                args.rate,
+                args.rate_requests,
+                args.threads,
             )
         if not args.skip_reports:
             year_end = date.today()
@@ -687,6 +702,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="gunicorn threads per worker (README's production command has 2)",
+    )
+    parser.add_argument(
         "--rate",
         type=float,
         default=300.0,
@@ -712,7 +733,7 @@ def main() -> None:
     if "http" in result:
         h = result["http"]
         print(
-            f"(a) check-in under gunicorn -w 2 -k gthread --threads 4, "
+            f"(a) check-in under gunicorn -w 2 -k gthread --threads {h['threads']}, "
             f"{h['clients']} concurrent clients (load average {h['load']})"
         )
         print(_http_table(h))
