@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -124,10 +125,19 @@ class _Schedules(cp_model.CpSolverSolutionCallback):
 class ColumnGeneration:
     """The columns, the linear master over them, pricing, and the integer master."""
 
-    def __init__(self, index: ProblemIndex, eligible: Sequence[Sequence[int]], seed: int = 0):
+    def __init__(
+        self,
+        index: ProblemIndex,
+        eligible: Sequence[Sequence[int]],
+        seed: int = 0,
+        workers: int = 1,
+    ):
         problem = index.problem
         self.index = index
         self.seed = seed
+        # Volunteers priced side by side: the search's kernel and CP-SAT let go of the
+        # interpreter lock, and each volunteer's pricing touches only its own state.
+        self.workers = max(1, workers)
         n_shifts = len(problem.shifts)
         self.n_volunteers = len(problem.volunteers)
         self.cover = Cover.of(problem)
@@ -164,6 +174,7 @@ class ColumnGeneration:
         self.converged = False
         self.tailed = False
         self.dive_objective: int | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._lp_init()
 
     # ------------------------------------------------------------------ columns
@@ -407,13 +418,14 @@ class ColumnGeneration:
             self.iterations += 1
             priced = shift_duals if centre is None else alpha * centre + (1 - alpha) * shift_duals
             entered = 0
+            batch: list[int] = []
             for _ in range(chunk):
-                if time.monotonic() >= deadline or quiet >= len(order):
-                    break
-                v = order[at]
+                batch.append(order[at])
                 at = (at + 1) % len(order)
+            found_by = self._price_all(batch, priced, shift_duals, pi, deadline)
+            for columns in found_by:
                 priced_count += 1
-                found = sum(self.add(c) for c in self.price(v, priced, shift_duals, pi, deadline))
+                found = sum(self.add(c) for c in columns)
                 entered += found
                 quiet = 0 if found else quiet + 1
             added += entered
@@ -426,6 +438,31 @@ class ColumnGeneration:
         if quiet >= len(order) and not skip:
             self.converged = True
         return added
+
+    def _price_all(
+        self,
+        batch: Sequence[int],
+        priced: np.ndarray,
+        shift_duals: np.ndarray,
+        pi: np.ndarray,
+        deadline: float,
+    ) -> list[list[Column]]:
+        """`price` for each volunteer of the batch, on `workers` threads; the columns in the
+        batch's order. The master is not touched until every volunteer is priced, so the
+        columns are the same as pricing one after the other."""
+        if self.workers == 1 or len(batch) == 1:
+            return [self.price(v, priced, shift_duals, pi, deadline) for v in batch]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="pricing")
+        return list(
+            self._pool.map(lambda v: self.price(v, priced, shift_duals, pi, deadline), batch)
+        )
+
+    def close(self) -> None:
+        """Let the pricing threads go (they are started on the first batch priced)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def support(self) -> set[tuple[int, int]]:
         """The (volunteer, shift) positions that some column of positive value in the linear
@@ -568,7 +605,21 @@ def price_and_branch(
     INTEGER_S. Returns as soon as that is done (the caller's search gets the rest). Without
     `integer_master`, the dive's roster is the result (the caller searches a wider space that
     holds the integer master's)."""
-    generation = ColumnGeneration(index, eligible, seed)
+    generation = ColumnGeneration(index, eligible, seed, workers)
+    try:
+        return _price_and_branch(generation, start, deadline, integer_share, integer_master)
+    finally:
+        generation.close()
+
+
+def _price_and_branch(
+    generation: ColumnGeneration,
+    start: Sequence[Pair],
+    deadline: float,
+    integer_share: float,
+    integer_master: bool,
+) -> tuple[MasterResult | None, ColumnGeneration]:
+    index = generation.index
     hint = generation.add_roster(start)
     now = time.monotonic()
     generation.generate(now + (deadline - now) * (1.0 - integer_share))
@@ -584,4 +635,4 @@ def price_and_branch(
     elif not integer_master:
         return None, generation
     until = min(deadline, time.monotonic() + INTEGER_S)
-    return generation.integer(until, hint, workers, seed), generation
+    return generation.integer(until, hint, generation.workers, generation.seed), generation

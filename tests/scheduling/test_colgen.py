@@ -127,6 +127,33 @@ def test_start_columns_price_to_zero_and_every_column_keeps_the_rules(kit: Any) 
     assert min(generation.reduced_cost(c, shift_duals, pi) for c in generation.columns) > -1e-6
 
 
+def test_pricing_on_two_threads_gives_the_columns_of_pricing_one_by_one(kit: Any) -> None:
+    """Volunteers of a batch are priced side by side, and the master is only touched once all
+    are priced: the same columns, in the same order, as pricing one after the other."""
+    problem = small_problem(kit, people=8, seed=2)
+    index = ProblemIndex.build(problem)
+    eligible = eligible_positions(problem)
+    start = start_roster(problem)
+    found = []
+    for workers in (1, 2):
+        generation = colgen.ColumnGeneration(index, eligible, seed=3, workers=workers)
+        generation.add_roster(start)
+        duals = generation.solve_lp()
+        assert duals is not None
+        shift_duals, pi = duals
+        batch = list(range(len(problem.volunteers)))
+        try:
+            columns = generation._price_all(
+                batch, shift_duals, shift_duals, pi, time.monotonic() + 30
+            )
+        finally:
+            generation.close()
+        assert generation._pool is None
+        found.append(columns)
+    assert found[0] == found[1]
+    assert sum(len(columns) for columns in found[0]) > 0
+
+
 def test_fairness_and_weighted_skills_are_out_of_scope(kit: Any) -> None:
     problem = small_problem(kit)
     index = ProblemIndex.build(problem)
