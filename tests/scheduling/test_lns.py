@@ -13,7 +13,7 @@ from scheduling import part
 from scheduling.checker import check
 from scheduling.eligibility import eligible_positions
 from scheduling.greedy import greedy_result
-from scheduling.lns import fix, improve
+from scheduling.lns import complete_hint, fix, improve
 from scheduling.model.build import build_model
 from scheduling.model.data import ProblemIndex
 from scheduling.model.roster import Roster
@@ -87,6 +87,40 @@ def test_hint_objective_is_the_model_objective_of_the_fixed_roster(kit: Any) -> 
     if status == cp_model.INFEASIBLE:
         pytest.fail("the greedy start breaks a model rule")
     assert round(solver.objective_value) == objective == check(problem, start).objective
+
+
+def test_complete_hint_hints_every_variable_at_the_rosters_own_values(kit: Any) -> None:
+    """The completed hint is a whole solution: CP-SAT held to it finds the roster's score; a
+    roster that breaks a rule leaves the hints as they were."""
+    from ortools.sat.python import cp_model
+
+    problem = month_problem(kit, seed=4)
+    index = ProblemIndex.build(problem)
+    eligible = eligible_positions(problem)
+    rm = build_model(index, eligible)
+    start = greedy_result(problem, eligible).assignments
+    values, objective = part._hint_values(rm, start)
+    model = rm.model.clone()
+    model.clear_hints()
+    assert complete_hint(model, values, 5.0)
+    hint = model.proto.solution_hint
+    assert list(hint.vars) == list(range(len(model.proto.variables)))
+    assert all(hint.values[i] == value for i, value in values.items())
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.fix_variables_to_their_hinted_value = True
+    assert solver.solve(model) == cp_model.OPTIMAL
+    assert round(solver.objective_value) == objective == check(problem, start).objective
+    # Everyone on every shift they may take breaks one-shift-a-day: no completion.
+    everyone = {i: 1 for i in values}
+    partial = rm.model.clone()
+    partial.clear_hints()
+    first = next(iter(values))
+    hinted = partial.proto.solution_hint
+    hinted.vars.append(first)
+    hinted.values.append(1)
+    assert not complete_hint(partial, everyone, 5.0)
+    assert list(partial.proto.solution_hint.vars) == [first]
 
 
 def test_large_part_without_a_valid_start_is_not_modelled_whole(
