@@ -231,13 +231,12 @@ def solve_part(
     bound: int | None = None
     values: dict[int, int] = {}
     objective = 0
+    hinted = _hint_values(rm, hint) if hint and hint_valid else None
     if whole_share > 0:
-        remaining = task.time_limit_s - clock.elapsed()
-        if hint and hint_valid:
-            complete_hint(
-                rm.model, _hint_values(rm, hint)[0], remaining * whole_share * COMPLETE_SHARE
-            )
-        solver = _solver(remaining * whole_share, task.workers, task.seed)
+        phase_end = time.monotonic() + (task.time_limit_s - clock.elapsed()) * whole_share
+        if hinted is not None:
+            complete_hint(rm.model, hinted[0], (phase_end - time.monotonic()) * COMPLETE_SHARE)
+        solver = _solver(phase_end - time.monotonic(), task.workers, task.seed)
         callback = _Progress(progress, task.number, clock.start) if progress else None
         status = solver.solve(rm.model, callback)
         if status == cp_model.INFEASIBLE:
@@ -248,13 +247,11 @@ def solve_part(
             bound = round(solver.best_objective_bound)
             values = _solved_values(rm, solver)
             objective = round(solver.objective_value)
-    if values and hint_valid and hint and status != cp_model.OPTIMAL:
-        # CP-SAT does not always keep a complete hint (it may stop on a worse solution of its
-        # own, e.g. one leaving places the repaired start filled), so the LNS starts from the
-        # better of the two.
-        hint_values, hint_objective = _hint_values(rm, hint)
-        if hint_objective < objective:
-            values, objective = hint_values, hint_objective
+    # CP-SAT does not always keep a complete hint (it may stop on a worse solution of its own,
+    # e.g. one leaving places the repaired start filled), so the LNS starts from the better of
+    # the two.
+    if values and hinted is not None and status != cp_model.OPTIMAL and hinted[1] < objective:
+        values, objective = hinted
     if not values and not hint_valid and task.use_lns and not large:
         hint, hint_valid = _construct(task, clock, hint)
         hint = _repaired(
@@ -348,9 +345,10 @@ def _support_round(
         if not values[literal.index] and key not in support:
             fix(sub, literal.index, 0)
         sub.add_hint(literal, values[literal.index])
+    ends = time.monotonic() + time_limit
     assigned = {literal.index: values[literal.index] for literal in rm.variables.assign.values()}
     complete_hint(sub, assigned, time_limit * COMPLETE_SHARE)
-    solver = _solver(time_limit, task.workers, task.seed)
+    solver = _solver(ends - time.monotonic(), task.workers, task.seed)
     status = solver.solve(sub)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return values, objective
