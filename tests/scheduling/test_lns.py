@@ -14,7 +14,7 @@ from scheduling.checker import check
 from scheduling.eligibility import eligible_positions
 from scheduling.greedy import greedy_result
 from scheduling.lns import complete_hint, fix, improve
-from scheduling.model.build import build_model
+from scheduling.model.build import RosterModel, build_model
 from scheduling.model.data import ProblemIndex
 from scheduling.model.roster import Roster
 from scheduling.problem import Limits, Pair, Problem, Request, Rules, Volunteer
@@ -69,15 +69,22 @@ def test_improve_never_worsens_and_reports_the_roster_it_returns(kit: Any) -> No
     assert report.objective == result.objective
 
 
+def greedy_start(
+    kit: Any, seed: int
+) -> tuple[Problem, RosterModel, tuple[Pair, ...], dict[int, int], int]:
+    """A month's problem, its model, the greedy roster, and that roster's values and score."""
+    problem = month_problem(kit, seed=seed)
+    eligible = eligible_positions(problem)
+    rm = build_model(ProblemIndex.build(problem), eligible)
+    start = greedy_result(problem, eligible).assignments
+    values, objective = part._hint_values(rm, start)
+    return problem, rm, start, values, objective
+
+
 def test_hint_objective_is_the_model_objective_of_the_fixed_roster(kit: Any) -> None:
     from ortools.sat.python import cp_model
 
-    problem = month_problem(kit, seed=3)
-    index = ProblemIndex.build(problem)
-    eligible = eligible_positions(problem)
-    rm = build_model(index, eligible)
-    start = greedy_result(problem, eligible).assignments
-    values, objective = part._hint_values(rm, start)
+    problem, rm, start, values, objective = greedy_start(kit, seed=3)
     fixed = rm.model.clone()
     for var_index, value in values.items():
         fix(fixed, var_index, value)
@@ -94,12 +101,7 @@ def test_complete_hint_hints_every_variable_at_the_rosters_own_values(kit: Any) 
     roster that breaks a rule leaves the hints as they were."""
     from ortools.sat.python import cp_model
 
-    problem = month_problem(kit, seed=4)
-    index = ProblemIndex.build(problem)
-    eligible = eligible_positions(problem)
-    rm = build_model(index, eligible)
-    start = greedy_result(problem, eligible).assignments
-    values, objective = part._hint_values(rm, start)
+    problem, rm, start, values, objective = greedy_start(kit, seed=4)
     model = rm.model.clone()
     model.clear_hints()
     assert complete_hint(model, values, 5.0)
