@@ -14,7 +14,6 @@ some instances (on Instance8 and 12 the seed decides which plateau the search se
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import time
@@ -155,19 +154,15 @@ def main(argv: list[str] | None = None) -> int:
 def spread(rows: list[dict[str, Any]]) -> list[list[Any]]:
     """Per instance and time limit, the worst, median and best objective over the seeds (a
     seed without a roster counts as worst)."""
-    runs: dict[tuple[int, float], list[float]] = {}
+    runs: dict[tuple[int, float], list[int | None]] = {}
     for row in rows:
-        objective = row["objective"]
-        runs.setdefault((row["instance"], row["time_limit_s"]), []).append(
-            float("inf") if objective is None else objective
-        )
+        runs.setdefault((row["instance"], row["time_limit_s"]), []).append(row["objective"])
     known = {row["instance"]: row["best_known"] for row in rows}
     table = []
     for (number, limit), found in runs.items():
-        found.sort()
-        shown = [None if math.isinf(x) else int(x) for x in found]
+        found.sort(key=lambda objective: (objective is None, objective or 0))
         table.append(
-            [number, f"{limit:g}", shown[-1], shown[(len(shown) - 1) // 2], shown[0], known[number]]
+            [number, f"{limit:g}", found[-1], found[(len(found) - 1) // 2], found[0], known[number]]
         )
     return table
 

@@ -418,12 +418,9 @@ class ColumnGeneration:
             self.iterations += 1
             priced = shift_duals if centre is None else alpha * centre + (1 - alpha) * shift_duals
             entered = 0
-            batch: list[int] = []
-            for _ in range(chunk):
-                batch.append(order[at])
-                at = (at + 1) % len(order)
-            found_by = self._price_all(batch, priced, shift_duals, pi, deadline)
-            for columns in found_by:
+            batch = [order[(at + i) % len(order)] for i in range(chunk)]
+            at = (at + chunk) % len(order)
+            for columns in self._price_all(batch, priced, shift_duals, pi, deadline):
                 priced_count += 1
                 found = sum(self.add(c) for c in columns)
                 entered += found

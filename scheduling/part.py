@@ -321,7 +321,7 @@ def _price_and_branch(
         integer_master=False,  # the support round's space holds every roster of its columns
     )
     if result is not None and result.objective < objective:
-        values, objective = _hint_values(rm, result.pairs)
+        values, objective = _roster_values(rm, result.pairs), result.objective
     left = task.time_limit_s - clock.elapsed()
     return _support_round(rm, values, objective, generation.support(), left * SUPPORT_SHARE, task)
 
@@ -346,8 +346,7 @@ def _support_round(
             fix(sub, literal.index, 0)
         sub.add_hint(literal, values[literal.index])
     ends = time.monotonic() + time_limit
-    assigned = {literal.index: values[literal.index] for literal in rm.variables.assign.values()}
-    complete_hint(sub, assigned, time_limit * COMPLETE_SHARE)
+    complete_hint(sub, values, time_limit * COMPLETE_SHARE)
     solver = _solver(ends - time.monotonic(), task.workers, task.seed)
     status = solver.solve(sub)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -415,10 +414,14 @@ def _hint_values(rm: RosterModel, hint: Sequence[Pair]) -> tuple[dict[int, int],
     """The hint as variable values, and its model objective. With every assignment given, the
     model's cheapest value is the roster's plain score (each cost variable takes its least
     value), so no solve is needed."""
+    return _roster_values(rm, hint), sum(score(rm.variables.index, hint).values())
+
+
+def _roster_values(rm: RosterModel, pairs: Sequence[Pair]) -> dict[int, int]:
+    """A roster's assignments as variable values."""
     index = rm.variables.index
-    chosen = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in hint}
-    values = {literal.index: int(key in chosen) for key, literal in rm.variables.assign.items()}
-    return values, sum(score(index, hint).values())
+    chosen = {(index.volunteer_pos[p.volunteer], index.shift_pos[p.shift]) for p in pairs}
+    return {literal.index: int(key in chosen) for key, literal in rm.variables.assign.items()}
 
 
 def _solved_values(rm: RosterModel, solver: cp_model.CpSolver) -> dict[int, int]:
