@@ -123,6 +123,7 @@ def test_list_rejects_bad_filters(client: FlaskClient, factory: Factory) -> None
         ("q=" + "x" * 65, "q"),
         ("q=a%00b", "q"),  # PostgreSQL refuses NUL in text: a 422, not a 500
         ("skill=first%00aid", "skill"),
+        ("twon=3", "twon"),  # misspelt: refused, not answered as an unfiltered list
     ]:
         response = client.get(f"{API}/members?{query}", headers=headers)
         assert response.status_code == 422, (query, response.get_json())

@@ -216,6 +216,19 @@ def test_bad_report_queries_are_named(
     assert field in response.get_json()["errors"]
 
 
+def test_a_misspelt_filter_is_refused_not_ignored(
+    client: FlaskClient, factory: Factory, ledger: Ledger
+) -> None:
+    # Ignored, `brnach` would give the whole federation's totals as if they were one branch's.
+    response = report(client, factory, ledger.sg, group_by="month", brnach="patrol")
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["errors"] == {"brnach": ["Unknown field."]}
+    exported = report(client, factory, ledger.sg, "/reports/hours.xlsx", sheet="branch")
+    assert exported.status_code == 422
+    assert "sheet" in exported.get_json()["errors"]
+    assert report(client, factory, ledger.sg, group_by="month", branch="patrol").status_code == 200
+
+
 def test_csv_has_a_bom_chinese_headers_and_totals(
     client: FlaskClient, factory: Factory, ledger: Ledger
 ) -> None:

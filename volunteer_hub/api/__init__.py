@@ -8,9 +8,31 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from flask_smorest import Api, Blueprint
+import flask_smorest
+from flask_smorest import Api
+from marshmallow import RAISE
+from webargs.flaskparser import FlaskParser
 
 PREFIX = "/api/v1"
+
+
+class StrictParser(FlaskParser):
+    """webargs' Flask parser, except that an unknown query parameter is an error (webargs
+    leaves it out by default): a misspelt filter (`?brnach=3`) would otherwise be answered as
+    if there were no filter, say a report of the whole federation's hours read as one
+    branch's."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {  # noqa: RUF012 (webargs declares it so)
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": RAISE,
+        "querystring": RAISE,
+    }
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """The blueprint every API module uses: query arguments are parsed strictly."""
+
+    ARGUMENTS_PARSER = StrictParser()
 
 
 def register_blueprints(api: Api) -> None:

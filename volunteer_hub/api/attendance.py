@@ -7,8 +7,8 @@ from typing import Any
 from flask import Response, current_app, json, request
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
+from volunteer_hub.api import Blueprint
 from volunteer_hub.auth.policy import (
     can_manage_attendance,
     current_actor,

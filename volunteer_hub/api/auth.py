@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 from flask import current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt, jwt_required
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from volunteer_hub.api import Blueprint
 from volunteer_hub.auth.policy import current_actor
 from volunteer_hub.auth.tokens import rotate_refresh_token
 from volunteer_hub.extensions import db, limiter

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
+from volunteer_hub.api import Blueprint
 from volunteer_hub.auth.policy import current_actor
 from volunteer_hub.errors import NotFound
 from volunteer_hub.extensions import db

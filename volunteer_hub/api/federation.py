@@ -6,10 +6,10 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import func, select
 
+from volunteer_hub.api import Blueprint
 from volunteer_hub.auth.policy import current_actor
 from volunteer_hub.extensions import db
 from volunteer_hub.models import Branch, Member, MemberBranch, MemberStatus, Town

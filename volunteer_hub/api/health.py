@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from volunteer_hub.api import Blueprint
 from volunteer_hub.errors import DomainError
 from volunteer_hub.extensions import db
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
+from volunteer_hub.api import Blueprint
 from volunteer_hub.api.attendance import bounded
 from volunteer_hub.auth.policy import can_award_hours, current_actor, require, require_visible
 from volunteer_hub.database import is_postgresql

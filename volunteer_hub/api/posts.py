@@ -6,8 +6,8 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
+from volunteer_hub.api import Blueprint
 from volunteer_hub.auth.policy import current_actor
 from volunteer_hub.extensions import db
 from volunteer_hub.models.plans import Post, ShiftTemplate

@@ -7,8 +7,8 @@ from typing import Any
 from flask import Response
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
+from volunteer_hub.api import Blueprint
 from volunteer_hub.auth.policy import current_actor, hours_report_scope
 from volunteer_hub.extensions import db
 from volunteer_hub.schemas.attendance import ExportArgs, ReportArgs, ReportSchema
