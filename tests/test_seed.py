@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from flask import Flask
@@ -26,7 +28,18 @@ from volunteer_hub.models import (
     Squad,
     Town,
 )
+from volunteer_hub.models.attendance import (
+    Attendance,
+    AttendanceStatus,
+    HoursEntry,
+    HoursKind,
+    HoursRollup,
+)
+from volunteer_hub.models.plans import Assignment, AssignmentStatus
 from volunteer_hub.schemas.members_admin import PHONE_PATTERN, validate_id_number
+from volunteer_hub.services import attendance as attendance_service
+from volunteer_hub.services import hours_rollup
+from volunteer_hub.services.attendance import Rules
 from volunteer_hub.services.seed import TOWNS, seed_federation
 
 PASSWORD = "demo-pass-1"
@@ -232,3 +245,63 @@ def test_seed_function_reports_progress(app: Flask) -> None:
     assert report.squads == 35
     assert any(re.fullmatch(r"seed: members 300/300 \(100%\) \d+\.\d s", line) for line in lines)
     assert report.seconds < 30
+
+
+def test_the_demo_has_weeks_of_patrols_with_hours_in_the_reports(
+    app: Flask, runner: Any, client: FlaskClient
+) -> None:
+    """The seed's service history is what the app would have written: completed or no-show
+    assignments, closed attendance crediting the ledger once each, rollups equal to the
+    ledger, nothing left for the worker's sweeps, and figures in the reports and /me/hours."""
+    assert seed(runner).exit_code == 0
+    with app.app_context():
+        s = db.session()
+        patrol = s.scalar(select(Branch.id).where(Branch.code == "patrol"))
+        statuses = Counter(s.scalars(select(Assignment.status)))
+        assert set(statuses) == {AssignmentStatus.COMPLETED, AssignmentStatus.NO_SHOW}
+        assert statuses[AssignmentStatus.COMPLETED] > 20 * statuses[AssignmentStatus.NO_SHOW] > 0
+        spans: dict[int, list[tuple[Any, Any]]] = {}
+        for member_id, starts, ends in s.execute(
+            select(Assignment.member_id, Assignment.starts_at, Assignment.ends_at)
+        ):
+            spans.setdefault(member_id, []).append((starts, ends))
+        for member_spans in spans.values():  # never two shifts at once
+            member_spans.sort()
+            assert all(a[1] <= b[0] for a, b in pairwise(member_spans))
+        now = datetime.now(UTC)
+        assert all(ends < now for ends in s.scalars(select(Assignment.ends_at)))
+        credits = {
+            e.attendance_id: e
+            for e in s.scalars(select(HoursEntry).where(HoursEntry.kind == HoursKind.ATTENDANCE))
+        }
+        attendances = list(s.scalars(select(Attendance)))
+        assert len(attendances) == statuses[AssignmentStatus.COMPLETED] == len(credits)
+        for att in attendances:
+            entry = credits[att.id]
+            assert att.check_out_at is not None and att.check_in_at < att.check_out_at
+            assert att.status in (AttendanceStatus.CONFIRMED, AttendanceStatus.CLOSED)
+            assert att.service_minutes is not None
+            assert 0 < entry.minutes == att.service_minutes <= 4 * 60 + 30
+            assert (entry.member_id, entry.branch_id, entry.turns) == (att.member_id, patrol, 1)
+        rules = Rules()
+        assert attendance_service.close_forgotten(s, now=now, rules=rules) == 0
+        assert attendance_service.mark_no_shows(s, now=now, rules=rules) == 0
+        kept = {tuple(r) for r in s.execute(select(HoursRollup.__table__)).all()}
+        hours_rollup.rebuild(s)
+        assert {tuple(r) for r in s.execute(select(HoursRollup.__table__)).all()} == kept
+        s.rollback()
+        total = sum(e.minutes for e in credits.values())
+    sg = client.post(f"{API}/auth/login", json={"phone": "13900000000", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {sg.get_json()['access_token']}"}
+    body = client.get(f"{API}/reports/hours?group_by=branch", headers=headers).get_json()
+    assert body["total_minutes"] == total > 0
+    assert [row["key"] for row in body["rows"]] == ["patrol"]
+    volunteer = client.post(
+        f"{API}/auth/login", json={"phone": "13900000100", "password": PASSWORD}
+    )
+    mine = client.get(
+        f"{API}/me/hours",
+        headers={"Authorization": f"Bearer {volunteer.get_json()['access_token']}"},
+    )
+    assert mine.status_code == 200, mine.get_json()
+    assert mine.get_json()["total_minutes"] > 0

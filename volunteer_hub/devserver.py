@@ -28,7 +28,7 @@ DEMO_LOGINS = [
     ("13900000009", "admin"),
     ("13900000010", "patrol squad leader of the first town"),
     ("13900000020", "grid worker 网格员"),
-    ("13900000100", "patrol volunteer (…100 to …119 live in the first town)"),
+    ("13900000100", "patrol volunteer (…100 to …119 live in the first town; past patrols)"),
 ]
 
 

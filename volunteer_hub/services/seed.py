@@ -41,6 +41,19 @@ from volunteer_hub.models import (
     Squad,
     Town,
 )
+from volunteer_hub.models.attendance import Attendance, AttendanceStatus, HoursEntry, HoursKind
+from volunteer_hub.models.plans import (
+    Assignment,
+    AssignmentStatus,
+    Plan,
+    PlanStatus,
+    Post,
+    PostKind,
+    Shift,
+    ShiftKind,
+)
+from volunteer_hub.services import hours_rollup
+from volunteer_hub.services.attendance import Rules, service_minutes
 
 Progress = Callable[[str], None]
 
@@ -112,6 +125,15 @@ PATROL_VOLUNTEER_PHONES = [f"139000001{i:02d}" for i in range(20)]
 FIXED_COUNT = 1 + len(COORDINATOR_PHONES) + 3 + len(PATROL_VOLUNTEER_PHONES)
 
 CHUNK = 4000
+# The demo's service history: the patrol squad of every town staffed a day and a night patrol
+# at its town's post every day of the last HISTORY_WEEKS, from a pool of its members (the
+# fixed patrol logins first in the first town, then core members), so that reports, exports
+# and /me/hours have figures from the first run.
+HISTORY_WEEKS = 4
+HISTORY_POOL = 24
+HISTORY_HEADCOUNT = 3
+HISTORY_SHIFTS = ((ShiftKind.DAY, clock(9), clock(13)), (ShiftKind.NIGHT, clock(19), clock(23)))
+HISTORY_NO_SHOW = 0.04
 CORE_TARGET = 3000
 CORE_SHARE = 3000 / 40000
 # Phones of generated members never start like the fixed logins, so they never collide.
@@ -138,6 +160,8 @@ class SeedReport:
     availability: int = 0
     leaves: int = 0
     role_grants: int = 0
+    assignments: int = 0
+    attendances: int = 0
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -535,6 +559,181 @@ def _squads(session: Session, builder: _Builder, report: SeedReport) -> None:
     report.role_grants += len(grants)
 
 
+def _history_pools(session: Session, patrol: int) -> dict[int, list[int]]:
+    """Per town, the members who staffed its past patrols: the fixed patrol logins (their
+    phones sort first), then core members, then the rest, HISTORY_POOL at most."""
+    fixed = set(PATROL_VOLUNTEER_PHONES)
+    rows = session.execute(
+        select(Member.id, Member.town_id, Member.phone, Member.is_core)
+        .join(MemberBranch, MemberBranch.member_id == Member.id)
+        .where(
+            MemberBranch.branch_id == patrol,
+            Member.status == MemberStatus.ACTIVE,
+            Member.town_id.is_not(None),
+        )
+        .order_by(Member.id)
+    ).all()
+    ranked = sorted(rows, key=lambda row: (row.phone not in fixed, not row.is_core, row.id))
+    pools: dict[int, list[int]] = {}
+    for row in ranked:
+        pool = pools.setdefault(row.town_id, [])
+        if len(pool) < HISTORY_POOL:
+            pool.append(row.id)
+    return pools
+
+
+def _history(session: Session, builder: _Builder, report: SeedReport, weeks: int) -> None:
+    """Past patrol plans with their assignments, attendance (confirmed by the squad leader;
+    a few no-shows) and hours-ledger credits, then the rollups rebuilt from the ledger: what
+    the app itself would have written had the squads checked in and out."""
+    rng = builder.rng
+    patrol = builder.branches["patrol"]
+    grace = Rules().service_grace
+    pools = _history_pools(session, patrol)
+    leaders = dict(
+        session.execute(
+            select(Squad.town_id, Squad.leader_id).where(Squad.branch_id == patrol)
+        ).all()
+    )
+    squads = dict(
+        session.execute(select(Squad.town_id, Squad.id).where(Squad.branch_id == patrol)).all()
+    )
+    first_day = builder.today - timedelta(weeks=weeks)
+    days = [first_day + timedelta(days=k) for k in range(weeks * 7)]
+    staffed: list[tuple[Town, Post, Plan]] = []
+    for town in builder.towns:
+        if len(pools.get(town.id, ())) < HISTORY_HEADCOUNT:
+            continue
+        post = Post(
+            branch_id=patrol,
+            town_id=town.id,
+            name=f"{town.name}巡防点",
+            lat=town.lat,
+            lon=town.lon,
+            radius_m=200,
+            kind=PostKind.POINT,
+        )
+        published = datetime.combine(first_day - timedelta(days=3), clock(20), builder.zone)
+        plan = Plan(
+            branch_id=patrol,
+            town_id=town.id,
+            name=f"{town.name}巡防 {first_day:%m月%d日}起",
+            starts_on=days[0],
+            ends_on=days[-1],
+            status=PlanStatus.PUBLISHED,
+            version=1,
+            published_at=published,
+        )
+        session.add_all([post, plan])
+        staffed.append((town, post, plan))
+    session.flush()
+    shifts: list[tuple[Shift, Town, Post, Plan]] = []
+    for town, post, plan in staffed:
+        for day in days:
+            for kind, begins, ends in HISTORY_SHIFTS:
+                shift = Shift(
+                    plan_id=plan.id,
+                    post_id=post.id,
+                    kind=kind,
+                    headcount=HISTORY_HEADCOUNT,
+                    skills={},
+                    starts_at=datetime.combine(day, begins, builder.zone),
+                    ends_at=datetime.combine(day, ends, builder.zone),
+                )
+                session.add(shift)
+                shifts.append((shift, town, post, plan))
+    session.flush()
+    assignments: list[dict[str, Any]] = []
+    turn: dict[int, int] = {}
+    for shift, _, post, plan in shifts:
+        pool = pools[post.town_id]
+        at = turn.get(post.town_id, 0)
+        turn[post.town_id] = at + HISTORY_HEADCOUNT
+        for k in range(HISTORY_HEADCOUNT):
+            no_show = rng.random() < HISTORY_NO_SHOW
+            assignments.append(
+                {
+                    "plan_id": plan.id,
+                    "shift_id": shift.id,
+                    "member_id": pool[(at + k) % len(pool)],
+                    "status": AssignmentStatus.NO_SHOW if no_show else AssignmentStatus.COMPLETED,
+                    "starts_at": shift.starts_at,
+                    "ends_at": shift.ends_at,
+                    "created_at": plan.published_at,
+                    "published_at": plan.published_at,
+                    "responded_at": plan.published_at,
+                }
+            )
+    ids = session.scalars(
+        insert(Assignment).returning(Assignment.id, sort_by_parameter_order=True), assignments
+    ).all()
+    attended = [
+        (assignment_id, row, town)
+        for assignment_id, row, (_, town, _, _) in zip(
+            ids, assignments, [s for s in shifts for _ in range(HISTORY_HEADCOUNT)], strict=True
+        )
+        if row["status"] == AssignmentStatus.COMPLETED
+    ]
+    attendances: list[dict[str, Any]] = []
+    for assignment_id, row, town in attended:
+        start, end = row["starts_at"], row["ends_at"]
+        arrived = start - timedelta(minutes=rng.randint(0, 20))
+        left = end + timedelta(minutes=rng.randint(-10, 25))
+        lat, lon = builder.home(town, sigma_m=40)
+        leader = leaders.get(town.id)
+        attendances.append(
+            {
+                "assignment_id": assignment_id,
+                "member_id": row["member_id"],
+                "check_in_at": arrived,
+                "check_in_lat": lat,
+                "check_in_lon": lon,
+                "check_in_accuracy_m": float(rng.randint(5, 30)),
+                "check_in_received_at": arrived,
+                "check_out_at": left,
+                "check_out_lat": lat,
+                "check_out_lon": lon,
+                "check_out_accuracy_m": float(rng.randint(5, 30)),
+                "check_out_received_at": left,
+                "status": AttendanceStatus.CONFIRMED if leader else AttendanceStatus.CLOSED,
+                "service_minutes": service_minutes(arrived, left, start, end, grace),
+                "confirmed_by": leader,
+                "confirmed_at": end + timedelta(hours=12) if leader else None,
+                "created_at": arrived,
+                "updated_at": left,
+            }
+        )
+    attendance_ids = session.scalars(
+        insert(Attendance).returning(Attendance.id, sort_by_parameter_order=True), attendances
+    ).all()
+    entries = []
+    for attendance_id, (assignment_id, row, town), att in zip(
+        attendance_ids, attended, attendances, strict=True
+    ):
+        day = row["starts_at"].astimezone(builder.zone).date()
+        entries.append(
+            {
+                "kind": HoursKind.ATTENDANCE,
+                "minutes": att["service_minutes"],
+                "turns": 1,
+                "member_id": row["member_id"],
+                "branch_id": patrol,
+                "town_id": town.id,
+                "squad_id": squads.get(town.id),
+                "occurred_at": row["starts_at"],
+                "service_day": day,
+                "service_month": day.replace(day=1),
+                "assignment_id": assignment_id,
+                "attendance_id": attendance_id,
+                "created_at": att["check_out_at"],
+            }
+        )
+    session.execute(insert(HoursEntry), entries)
+    hours_rollup.rebuild(session)
+    report.assignments += len(assignments)
+    report.attendances += len(attendances)
+
+
 def _grid_workers(builder: _Builder, first_id: int, count: int) -> list[dict[str, Any]]:
     """Two ordinary members per town also report as grid workers."""
     rows: list[dict[str, Any]] = []
@@ -561,6 +760,7 @@ def seed_federation(
     progress: Progress | None = None,
     today: date | None = None,
     timezone: str = "Asia/Shanghai",
+    history_weeks: int = HISTORY_WEEKS,
 ) -> SeedReport:
     """Fill an empty database with a demo federation and commit.
 
@@ -569,6 +769,7 @@ def seed_federation(
     :param password: the password of every member, hashed once.
     :param progress: called with lines like ``seed: members 12000/40000 (30%) 4.1 s``.
     :param today: the day leave and certificate dates are relative to (default: today).
+    :param history_weeks: weeks of past patrols, attendance and hours before `today` (0: none).
     :return: counts of what was written and how long it took.
     :raise ValueError: too few members or too many towns.
     :raise SeedRefused: the database already has members.
@@ -617,9 +818,13 @@ def seed_federation(
                 " (SELECT max(id) FROM member))"
             )
         )
+    if history_weeks:
+        _history(session, builder, report, history_weeks)
+        say(f"seed: {history_weeks} weeks of patrols, {report.attendances} attendances "
+            f"{time.monotonic() - started:.1f} s")  # fmt: skip
     session.commit()
     report.seconds = time.monotonic() - started
     say(f"seed: done, {report.members} members ({report.core} core), {report.squads} squads, "
-        f"{report.member_skills} skills, {report.availability} windows, {report.leaves} leaves "
-        f"in {report.seconds:.1f} s")  # fmt: skip
+        f"{report.member_skills} skills, {report.availability} windows, {report.leaves} leaves, "
+        f"{report.attendances} attendances in {report.seconds:.1f} s")  # fmt: skip
     return report
