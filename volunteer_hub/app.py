@@ -14,6 +14,7 @@ from volunteer_hub.check_in_lane import install as install_check_in_lane
 from volunteer_hub.database import engine_options, init_database
 from volunteer_hub.errors import register_error_handlers
 from volunteer_hub.extensions import api, db, jwt, limiter, migrate
+from volunteer_hub.services.quiet_hours import QuietHours
 from volunteer_hub.textguard import init_text_guard
 
 MAX_ID = 2**31 - 1
@@ -47,6 +48,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
+    # A misspelt PUSH_QUIET_HOURS stops the app here, not the first publish at night.
+    QuietHours.from_config(app.config)
     app.url_map.converters["int"] = BoundedIntConverter
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))

@@ -48,6 +48,7 @@ FEATURE_PREFIXES = (
     "LOGIN_LIMIT_",
     "OUTBOX_",
     "PLAN_",
+    "PUSH_",
     "REMINDER_",
     "REPLACEMENT_",
     "SIGN_IN_CODE_",

@@ -23,6 +23,7 @@ from volunteer_hub.schemas.plans import (
 )
 from volunteer_hub.services import my_shifts
 from volunteer_hub.services.problem_builder import settings_from_config
+from volunteer_hub.services.quiet_hours import QuietHours
 
 blp = Blueprint("my_shifts", __name__, description="A volunteer's shifts")
 
@@ -38,6 +39,7 @@ def volunteer_rules() -> my_shifts.VolunteerRules:
         replacement_offers=int(config.get("REPLACEMENT_OFFERS", 3)),
         reminder_offsets_h=tuple(float(h) for h in config.get("REMINDER_OFFSETS_H", (24, 2))),
         builder=settings_from_config(config),
+        quiet=QuietHours.from_config(config),
     )
 
 

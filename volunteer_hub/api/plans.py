@@ -33,6 +33,7 @@ from volunteer_hub.schemas.plans import (
 from volunteer_hub.services import plans, posts, publish, solve_runs
 from volunteer_hub.services.pagination import paginate
 from volunteer_hub.services.problem_builder import BuilderSettings, settings_from_config
+from volunteer_hub.services.quiet_hours import QuietHours
 
 blp = Blueprint("plans", __name__, description="Shift plans")
 
@@ -219,5 +220,6 @@ class Publish(MethodView):
             current_actor(),
             plan_id,
             reminder_offsets_h=publish.reminder_offsets(current_app.config),
+            quiet=QuietHours.from_config(current_app.config),
         )
         return plans.plan_view(session, plan)

@@ -38,6 +38,7 @@ from volunteer_hub.services.outbox import BulkPush
 from volunteer_hub.services.plans import ROSTER_STATUSES, _Change, violations_of
 from volunteer_hub.services.problem_builder import KM_PER_DEGREE, BuilderSettings
 from volunteer_hub.services.publish import reminder_pushes, shift_info
+from volunteer_hub.services.quiet_hours import QuietHours
 
 # What a volunteer sees: never a proposal nobody has published.
 VISIBLE_STATUSES = (
@@ -61,6 +62,7 @@ class VolunteerRules:
     replacement_offers: int = 3
     reminder_offsets_h: tuple[float, ...] = (24, 2)
     builder: BuilderSettings = field(default_factory=BuilderSettings)
+    quiet: QuietHours | None = None  # offers and reminders due in them wait (quiet_hours)
 
 
 def my_shifts(
@@ -340,6 +342,9 @@ def offer_replacements(
     session.flush()
     shift = session.get_one(Shift, freed.shift_id)
     when = {"post": shift.post.name, **shift_params(shift.starts_at, shift.ends_at)}
+    now = utcnow()
+    due = now if rules.quiet is None else rules.quiet.release(now, shift.starts_at)
+    held = due > now
     outbox.enqueue_bulk(
         session,
         [
@@ -349,6 +354,8 @@ def offer_replacements(
                 {"offer_id": str(offer.id), **when},
                 dedupe_key=f"slot-offer:{offer.id}",
                 assignment_id=freed.id,
+                deliver_after=due if held else None,
+                visible_at=now if held else None,
             )
             for offer in offers
         ],
@@ -413,7 +420,10 @@ def take_offer(
     _close_offers(session, offer.declined_assignment_id)
     info = shift_info(shift.id, shift.starts_at, shift.ends_at, shift.post.name)
     outbox.enqueue_bulk(
-        session, reminder_pushes(assignment.id, member_id, info, rules.reminder_offsets_h, now)
+        session,
+        reminder_pushes(
+            assignment.id, member_id, info, rules.reminder_offsets_h, now, quiet=rules.quiet
+        ),
     )
     audit.record(
         session,

@@ -374,6 +374,9 @@ class BulkPush:
     assignment_id: int | None = None
     incident_id: int | None = None
     deliver_after: datetime | None = None
+    # When its inbox item shows (default: when the push is due). A push held for quiet hours
+    # shows in the inbox at once.
+    visible_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,7 +561,7 @@ def _insert_bulk(
                     "body": item.body,
                     "data": {**item.data, "message_id": message_id},
                     "created_at": now,
-                    "visible_at": row.deliver_after or now,
+                    "visible_at": row.visible_at or row.deliver_after or now,
                 }
                 for (row, item, message_id), outbox_id in zip(chunk, ids, strict=True)
             ],
@@ -624,6 +627,7 @@ def _copy_bulk(
                         _copy_field(item.data_json_head),
                     )
                 due = created if row.deliver_after is None else iso(row.deliver_after)
+                shown = due if row.visible_at is None else iso(row.visible_at)
                 assignment = _NULL if row.assignment_id is None else row.assignment_id
                 incident = _NULL if row.incident_id is None else row.incident_id
                 batch.append(
@@ -633,7 +637,7 @@ def _copy_bulk(
                 )
                 inbox_lines.append(
                     f"{row.recipient_id}\t{outbox_id}\t{row.kind}\t{parts[1]}\t{parts[2]}\t"
-                    f'{parts[3]}{message_id}"}}\t{created}\t{due}\n'
+                    f'{parts[3]}{message_id}"}}\t{created}\t{shown}\n'
                 )
                 if len(batch) == _COPY_BATCH:
                     copy.write("".join(batch))

@@ -47,9 +47,11 @@ from volunteer_hub.models.types import UTCDateTime, utcnow
 from volunteer_hub.services import audit, outbox
 from volunteer_hub.services.outbox import BulkPush
 from volunteer_hub.services.plans import ROSTER_STATUSES, _refuse_while_solving, managed_plan
+from volunteer_hub.services.quiet_hours import QuietHours
 
 DEFAULT_REMINDER_OFFSETS_H = (24, 2)
 CHUNK = 5000
+_CANCELLED_WITH_SHIFT = ["shift_reminder", "assignment_published", "assignment_changed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,9 +276,11 @@ def reminder_pushes(
     offsets_h: Sequence[float],
     now: datetime,
     params: Mapping[str, str] | None = None,
+    quiet: QuietHours | None = None,
 ) -> list[BulkPush]:
-    """`shift_reminder`s before the shift (those already due are skipped); the key carries the
-    start, so a moved shift gets fresh reminders."""
+    """`shift_reminder`s before the shift (those already due are skipped; one due in quiet
+    hours waits until they end unless the shift is soon after); the key carries the start, so a
+    moved shift gets fresh reminders."""
     start = int(shift.starts_at.timestamp())
     shared = params or {"assignment_id": str(assignment_id), **shift.params}
     return [
@@ -287,10 +291,34 @@ def reminder_pushes(
             f"reminder:{assignment_id}:{start}:{lead}",
             assignment_id,
             None,
-            due,
+            due if quiet is None else quiet.release(due, shift.starts_at),
         )
         for lead, due in shift.reminder_times(offsets_h, now)
     ]
+
+
+def _told(
+    member_id: int,
+    kind: str,
+    params: Mapping[str, str],
+    key: str,
+    row: _Row,
+    now: datetime,
+    quiet: QuietHours | None,
+) -> BulkPush:
+    """A push telling the volunteer of a change now, or when the quiet hours end (its inbox
+    item shows at once)."""
+    due = now if quiet is None else quiet.release(now, row.shift.starts_at)
+    held = due > now
+    return BulkPush(
+        member_id,
+        kind,
+        params,
+        dedupe_key=key,
+        assignment_id=row.id,
+        deliver_after=due if held else None,
+        visible_at=now if held else None,
+    )
 
 
 def _pushes(
@@ -299,6 +327,7 @@ def _pushes(
     removed: Sequence[_Row],
     offsets_h: Sequence[float],
     now: datetime,
+    quiet: QuietHours | None = None,
 ) -> list[BulkPush]:
     moved_members = {r.member_id for r in removed}
     added_members = {r.member_id for r in new}
@@ -307,35 +336,23 @@ def _pushes(
         # Taken off one shift and put on another in the same publish: that is one change.
         kind = "assignment_changed" if row.member_id in moved_members else "assignment_published"
         params = _params(row)
-        pushes.append(
-            BulkPush(
-                row.member_id,
-                kind,
-                params,
-                dedupe_key=f"assignment:{row.id}:{kind}",
-                assignment_id=row.id,
-            )
+        key = f"assignment:{row.id}:{kind}"
+        pushes.append(_told(row.member_id, kind, params, key, row, now, quiet))
+        pushes.extend(
+            reminder_pushes(row.id, row.member_id, row.shift, offsets_h, now, params, quiet)
         )
-        pushes.extend(reminder_pushes(row.id, row.member_id, row.shift, offsets_h, now, params))
     for row in moved:
         params = _params(row)
         key = f"assignment:{row.id}:changed:{int(row.shift.starts_at.timestamp())}"
-        pushes.append(
-            BulkPush(
-                row.member_id, "assignment_changed", params, dedupe_key=key, assignment_id=row.id
-            )
+        pushes.append(_told(row.member_id, "assignment_changed", params, key, row, now, quiet))
+        pushes.extend(
+            reminder_pushes(row.id, row.member_id, row.shift, offsets_h, now, params, quiet)
         )
-        pushes.extend(reminder_pushes(row.id, row.member_id, row.shift, offsets_h, now, params))
     for row in removed:
         if row.member_id not in added_members:
+            key = f"assignment:{row.id}:cancelled"
             pushes.append(
-                BulkPush(
-                    row.member_id,
-                    "assignment_cancelled",
-                    _params(row),
-                    dedupe_key=f"assignment:{row.id}:cancelled",
-                    assignment_id=row.id,
-                )
+                _told(row.member_id, "assignment_cancelled", _params(row), key, row, now, quiet)
             )
     return pushes
 
@@ -363,9 +380,11 @@ def publish_plan(
     *,
     reminder_offsets_h: Sequence[float] = DEFAULT_REMINDER_OFFSETS_H,
     now: datetime | None = None,
+    quiet: QuietHours | None = None,
 ) -> Plan:
     """Publish the plan's roster and its pushes in one transaction.
 
+    :param quiet: quiet hours, during which pushes about shifts not starting soon wait.
     :return: the Plan, status published (unchanged if there was nothing new to publish).
     :raise Conflict: a volunteer would hold two overlapping active assignments (409 naming
         volunteers and shifts), or a solve run is working on the plan.
@@ -387,7 +406,7 @@ def publish_plan(
         _raise_conflicts(conflicts)
     try:
         _apply(session, plan, removed, moved, now)
-        pushes = _pushes(new, moved, removed, reminder_offsets_h, now)
+        pushes = _pushes(new, moved, removed, reminder_offsets_h, now, quiet)
         sent = outbox.enqueue_bulk(session, pushes, existing_keys=_used_keys(session, plan.id))
         plan.status = PlanStatus.PUBLISHED
         plan.published_at = now
@@ -430,7 +449,8 @@ def _apply(
             .values(status=AssignmentStatus.CANCELLED, pending_removal=False, updated_at=now)
         )
     for row in removed:
-        outbox.cancel_pending(session, assignment_id=row.id, kinds=["shift_reminder"])
+        # Reminders, and a push still held for quiet hours: it would tell of a shift now gone.
+        outbox.cancel_pending(session, assignment_id=row.id, kinds=_CANCELLED_WITH_SHIFT)
     if moved:
         session.execute(
             update(Assignment),
