@@ -279,3 +279,37 @@ def test_month_by_branch_with_both_kinds_of_edge(world: World) -> None:
         assert as_set(fast) == as_set(direct)
         assert (fast["total_minutes"], fast["turns"], fast["members"]) == (540, 3, 2)
         db.session.remove()
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        # Nov 2025 a piece alone (the window's rows need no join), Nov 2026 whole less a piece
+        # (each member's net needs both).
+        (date(2025, 11, 29), date(2026, 11, 29)),
+        # Only pieces of months not read whole: both edge months summed on their own.
+        (date(2025, 11, 29), date(2026, 10, 31)),
+        (date(2026, 3, 5), date(2026, 3, 9)),
+    ],
+)
+def test_month_by_branch_reads_edge_months_alone_or_joined_as_the_ledger_says(
+    world: World, span: tuple[date, date]
+) -> None:
+    days = [date(2025, 11, 29), date(2025, 11, 30), date(2026, 3, 6), date(2026, 11, 1)]
+    days += [date(2026, 11, 29), date(2026, 11, 30), date(2026, 10, 31)]
+    ops: list[tuple[Any, ...]] = [
+        ("add", i % 4, i % 2, i % 3, (day - FIRST_DAY).days, 10 + i % 12, "attendance", 60 + i)
+        for i, day in enumerate(days * 2)
+    ]
+    ops.append(("correct", 3, -500))  # one member's month goes below zero: not counted
+    apply(world, ops)
+    flt = reports.Filter(date_from=span[0], date_to=span[1])
+    with world.app.app_context():
+        s = db.session()
+        fast = reports.hours_report(s, group_by=["month", "branch"], flt=flt)
+        direct = reports.ledger_report(s, group_by=["month", "branch"], flt=flt)
+        assert fast["rows"] and as_set(fast) == as_set(direct)
+        assert [(r["month"], r["key"]) for r in fast["rows"]] == [
+            (r["month"], r["key"]) for r in direct["rows"]
+        ]
+        db.session.remove()

@@ -233,6 +233,9 @@ def span_window(split: Split) -> Window | None:
     return Window(year, min(indices), max(indices))
 
 
+KINDS = ("minutes", "turns")
+
+
 def _cum(kind: str, j: int) -> ColumnElement[Any]:
     return hours_span.c[f"{kind}_{j}"] if j > 0 else literal_column("0")
 
@@ -337,8 +340,9 @@ def _span_month_rows(
 ) -> list[dict[str, Any]]:
     """Month-by-branch rows from one window: a row is one member's net in a branch, so each
     month's members count is a plain filtered count. Edge pieces from the ledger are summed
-    per (branch, member) and joined to the window's rows (an entry of the window's years is
-    always in one of them)."""
+    per (branch, member): on their own when their months are not also read whole (the usual
+    case: a partial first or last month), else joined to the window's rows (an entry of the
+    window's years is always in one of them)."""
     piece_index = {window.index(p.first.replace(day=1)) for p in split.pieces}
     whole = set(range(window.first, window.last + 1))
     months = sorted(whole | piece_index)
@@ -347,6 +351,7 @@ def _span_month_rows(
     zero: ColumnElement[Any] = literal_column("0")
     joined: Any = hours_span
     extra: dict[str, Any] = {}
+    piece_sums: dict[int, Any] = {}  # branch -> edge months' sums, when read on their own
     if split.pieces:
         parts = []
         for piece in split.pieces:
@@ -378,50 +383,92 @@ def _span_month_rows(
             .group_by(pieces.c.branch_id, pieces.c.member_id)
             .subquery("piece_sums")
         )
-        joined = hours_span.outerjoin(
-            summed,
-            and_(
-                summed.c.branch_id == hours_span.c.branch_id,
-                summed.c.member_id == hours_span.c.member_id,
-            ),
-        )
-        extra = {
-            f"{c}{k}": func.coalesce(summed.c[f"{c}{k}"], 0) for c in "mt" for k in piece_index
-        }
+        if piece_index & whole:
+            # A month read as a whole month less a piece: each member's net needs both.
+            joined = hours_span.outerjoin(
+                summed,
+                and_(
+                    summed.c.branch_id == hours_span.c.branch_id,
+                    summed.c.member_id == hours_span.c.member_id,
+                ),
+            )
+            extra = {
+                f"{c}{k}": func.coalesce(summed.c[f"{c}{k}"], 0) for c in "mt" for k in piece_index
+            }
+        else:
+            # The edge months come from the ledger alone (2,700 rows for a year to date on the
+            # bench's million entries): summed on their own, not joined to 47,000 window rows.
+            alone = select(
+                summed.c.branch_id.label("branch"),
+                *[
+                    func.sum(summed.c[f"{c}{k}"]).label(f"{c}{k}x")
+                    for c in "mt"
+                    for k in piece_index
+                ],
+                *[func.count().filter(summed.c[f"m{k}"] > 0).label(f"n{k}") for k in piece_index],
+            ).group_by(summed.c.branch_id)
+            piece_sums = {r["branch"]: r for r in session.execute(alone).mappings()}
 
     def value(kind: str, k: int) -> ColumnElement[Any]:
         own = _run(kind, k, k) if k in whole else zero
         return own + extra[f"{kind[0]}{k}"] if f"{kind[0]}{k}" in extra else own
 
-    per_member = _branch_filter(
+    def positive(k: int) -> ColumnElement[bool]:
+        """The member's net minutes in month k are above 0 (for a whole month without an edge
+        piece, a comparison of two running totals rather than a difference)."""
+        if k in whole and f"m{k}" not in extra:
+            return _cum("minutes", k) > _cum("minutes", k - 1)
+        return value("minutes", k) > 0
+
+    # A month's sum over the rows is a difference of two sums of running totals, so each
+    # running total is summed once (28 sums for a year, not 26 differences a row).
+    cums = sorted({j for k in months if k in whole for j in (k - 1, k) if j > 0})
+    in_window = [k for k in months if k in whole or f"m{k}" in extra]
+    grouped = _branch_filter(
         select(
             hours_span.c.branch_id.label("branch"),
-            *[value("minutes", k).label(f"m{k}") for k in months],
-            *[value("turns", k).label(f"t{k}") for k in months],
+            *[func.sum(_cum(kind, j)).label(f"{kind[0]}c{j}") for kind in KINDS for j in cums],
+            *[func.sum(extra[name]).label(f"{name}x") for name in sorted(extra)],
+            *[func.count().filter(positive(k)).label(f"n{k}") for k in in_window],
         )
         .select_from(joined)
-        .where(hours_span.c.year == window.year),
+        .where(hours_span.c.year == window.year)
+        .group_by(hours_span.c.branch_id),
         hours_span.c.branch_id,
         flt,
-    ).subquery("per_member")
-    grouped = select(
-        per_member.c.branch,
-        *[func.sum(per_member.c[f"{c}{k}"]).label(f"{c}{k}") for c in "mt" for k in months],
-        *[func.sum(case((per_member.c[f"m{k}"] > 0, 1), else_=0)).label(f"n{k}") for k in months],
-    ).group_by(per_member.c.branch)
+    )
+    window_sums = {r["branch"]: r for r in session.execute(grouped).mappings()}
+
+    def total(branch: int, c: str, k: int) -> int:
+        if k in whole:
+            r = window_sums.get(branch)
+            own = 0
+            if r is not None:
+                own = int(r[f"{c}c{k}"] or 0) - (int(r[f"{c}c{k - 1}"] or 0) if k > 1 else 0)
+                own += int(r[f"{c}{k}x"] or 0) if f"{c}{k}" in extra else 0
+            return own
+        source = window_sums if f"{c}{k}" in extra else piece_sums
+        r = source.get(branch)
+        return int(r[f"{c}{k}x"] or 0) if r is not None else 0
+
+    def members(branch: int, k: int) -> int:
+        source = piece_sums if k not in whole and f"m{k}" not in extra else window_sums
+        r = source.get(branch)
+        return int(r[f"n{k}"] or 0) if r is not None else 0
+
     rows: list[dict[str, Any]] = []
-    for r in session.execute(grouped).mappings():
+    for branch in sorted(window_sums.keys() | piece_sums.keys()):
         for k in months:
-            minutes, turns, members = (int(r[f"{c}{k}"] or 0) for c in "mtn")
-            if minutes or turns or members:
+            minutes, turns, count = total(branch, "m", k), total(branch, "t", k), members(branch, k)
+            if minutes or turns or count:
                 year, month = window.year - 1 + (k - 1) // 12, (k - 1) % 12 + 1
                 rows.append(
                     {
-                        "branch": r["branch"],
+                        "branch": branch,
                         "month": date(year, month, 1),
                         "minutes": minutes,
                         "turns": turns,
-                        "members": members,
+                        "members": count,
                     }
                 )
     rows.sort(key=lambda r: tuple(r[d] for d in group_by))
