@@ -177,6 +177,9 @@ def fill_ledger(app: Flask, entries: int, year_end: date) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in ("hours_entry", "hours_rollup", "hours_span", "hours_span_member"):
             conn.execute(f"VACUUM ANALYZE {table}")  # type: ignore[arg-type]
+        # The load's dirty pages written out now, not by the checkpointer while reports are
+        # timed (p50 215 ms measured just after the load against 158 ms once at rest).
+        conn.execute("CHECKPOINT")
     log(
         f"attendance: {entries} ledger entries, {rows} rollup rows in "
         f"{time.perf_counter() - began:.1f} s"

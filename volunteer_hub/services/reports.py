@@ -527,7 +527,7 @@ def _totals(session: Session, facts: Subquery | None) -> dict[str, int]:
         select(
             func.coalesce(func.sum(per_member.c.m), 0),
             func.coalesce(func.sum(per_member.c.t), 0),
-            func.coalesce(func.sum(case((per_member.c.m > 0, 1), else_=0)), 0),
+            func.count().filter(per_member.c.m > 0),
         )
     ).one()
     return {"total_minutes": int(row[0]), "turns": int(row[1]), "members": int(row[2])}
