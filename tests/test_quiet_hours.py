@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from volunteer_hub.services.quiet_hours import QuietHours
+from volunteer_hub.services.quiet_hours import QuietHours, held
 
 ZONE = ZoneInfo("Asia/Shanghai")
 NIGHT = QuietHours(time(22), time(7), ZONE)
@@ -62,3 +62,10 @@ def test_settings_are_read_and_checked() -> None:
             QuietHours.from_config({"PUSH_QUIET_HOURS": bad})
     with pytest.raises(ValueError, match="margin"):
         QuietHours.from_config({"PUSH_QUIET_MARGIN_H": -1})
+
+
+def test_held_gives_the_push_its_send_and_show_times() -> None:
+    assert held(None, at(3, 23), at(5, 19)) == (None, None)
+    assert held(NIGHT, at(3, 23), at(5, 19)) == (at(4, 7), at(3, 23))  # shown at once
+    assert held(NIGHT, at(3, 23), at(4, 6)) == (None, None)
+    assert held(NIGHT, at(3, 15), at(5, 19)) == (None, None)

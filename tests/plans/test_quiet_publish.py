@@ -31,42 +31,48 @@ def sent_at_once(push: tuple[datetime, datetime, OutboxStatus]) -> bool:
     return push[0] == push[1] <= clock and push[2] == OutboxStatus.PENDING
 
 
+def _assignment(
+    plan: int, world: World, member: int, starts: datetime, status: AssignmentStatus
+) -> Assignment:
+    """A four-hour shift at the world's first post with one assignment (flushed, in the
+    caller's app context)."""
+    kind = ShiftKind.NIGHT if starts.astimezone(ZONE).hour >= 18 else ShiftKind.DAY
+    shift = Shift(
+        plan_id=plan,
+        post_id=world.posts[0],
+        kind=kind,
+        headcount=1,
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=4),
+        skills={},
+    )
+    db.session.add(shift)
+    db.session.flush()
+    assignment = Assignment(
+        plan_id=plan,
+        shift_id=shift.id,
+        member_id=member,
+        status=status,
+        starts_at=starts,
+        ends_at=shift.ends_at,
+    )
+    db.session.add(assignment)
+    db.session.flush()
+    return assignment
+
+
 def _propose(app: Flask, world: World, plan: int, monday: datetime) -> dict[str, int]:
     """Three proposals: Monday 06:00 and Tuesday 19:00 for one volunteer, Monday 08:00 for
     another. Returns assignment ids by name."""
     slots = {
-        "early": (world.volunteers[0], monday.replace(hour=6), ShiftKind.DAY),
-        "tuesday": (
-            world.volunteers[0],
-            monday.replace(hour=19) + timedelta(days=1),
-            ShiftKind.NIGHT,
-        ),
-        "morning": (world.volunteers[1], monday.replace(hour=8), ShiftKind.DAY),
+        "early": (world.volunteers[0], monday.replace(hour=6)),
+        "tuesday": (world.volunteers[0], monday.replace(hour=19) + timedelta(days=1)),
+        "morning": (world.volunteers[1], monday.replace(hour=8)),
     }
     ids = {}
     with app.app_context():
-        for name, (member, starts, kind) in slots.items():
-            shift = Shift(
-                plan_id=plan,
-                post_id=world.posts[0],
-                kind=kind,
-                headcount=1,
-                starts_at=starts,
-                ends_at=starts + timedelta(hours=4),
-                skills={},
-            )
-            db.session.add(shift)
-            db.session.flush()
-            assignment = Assignment(
-                plan_id=plan,
-                shift_id=shift.id,
-                member_id=member,
-                status=AssignmentStatus.PROPOSED,
-                starts_at=starts,
-                ends_at=shift.ends_at,
-            )
-            db.session.add(assignment)
-            db.session.flush()
+        for name, (member, starts) in slots.items():
+            assignment = _assignment(plan, world, member, starts, AssignmentStatus.PROPOSED)
             ids[name] = assignment.id
         db.session.commit()
     return ids
@@ -195,27 +201,9 @@ def test_replacement_offers_for_a_later_shift_wait_and_soon_ones_do_not(
     with app.app_context():
         freed = {}
         for name, starts in (("later", later), ("soon", soon)):
-            shift = Shift(
-                plan_id=plan,
-                post_id=world.posts[0],
-                kind=ShiftKind.NIGHT,
-                headcount=1,
-                starts_at=starts,
-                ends_at=starts + timedelta(hours=4),
-                skills={},
+            assignment = _assignment(
+                plan, world, world.volunteers[0], starts, AssignmentStatus.DECLINED
             )
-            db.session.add(shift)
-            db.session.flush()
-            assignment = Assignment(
-                plan_id=plan,
-                shift_id=shift.id,
-                member_id=world.volunteers[0],
-                status=AssignmentStatus.DECLINED,
-                starts_at=starts,
-                ends_at=shift.ends_at,
-            )
-            db.session.add(assignment)
-            db.session.flush()
             offers = my_shifts.offer_replacements(db.session(), assignment, rules)
             assert offers, name
             freed[name] = assignment.id

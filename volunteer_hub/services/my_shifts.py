@@ -38,7 +38,7 @@ from volunteer_hub.services.outbox import BulkPush
 from volunteer_hub.services.plans import ROSTER_STATUSES, _Change, violations_of
 from volunteer_hub.services.problem_builder import KM_PER_DEGREE, BuilderSettings
 from volunteer_hub.services.publish import reminder_pushes, shift_info
-from volunteer_hub.services.quiet_hours import QuietHours
+from volunteer_hub.services.quiet_hours import QuietHours, held
 
 # What a volunteer sees: never a proposal nobody has published.
 VISIBLE_STATUSES = (
@@ -342,9 +342,7 @@ def offer_replacements(
     session.flush()
     shift = session.get_one(Shift, freed.shift_id)
     when = {"post": shift.post.name, **shift_params(shift.starts_at, shift.ends_at)}
-    now = utcnow()
-    due = now if rules.quiet is None else rules.quiet.release(now, shift.starts_at)
-    held = due > now
+    deliver_after, visible_at = held(rules.quiet, utcnow(), shift.starts_at)
     outbox.enqueue_bulk(
         session,
         [
@@ -354,8 +352,8 @@ def offer_replacements(
                 {"offer_id": str(offer.id), **when},
                 dedupe_key=f"slot-offer:{offer.id}",
                 assignment_id=freed.id,
-                deliver_after=due if held else None,
-                visible_at=now if held else None,
+                deliver_after=deliver_after,
+                visible_at=visible_at,
             )
             for offer in offers
         ],

@@ -47,7 +47,7 @@ from volunteer_hub.models.types import UTCDateTime, utcnow
 from volunteer_hub.services import audit, outbox
 from volunteer_hub.services.outbox import BulkPush
 from volunteer_hub.services.plans import ROSTER_STATUSES, _refuse_while_solving, managed_plan
-from volunteer_hub.services.quiet_hours import QuietHours
+from volunteer_hub.services.quiet_hours import QuietHours, held
 
 DEFAULT_REMINDER_OFFSETS_H = (24, 2)
 CHUNK = 5000
@@ -298,7 +298,6 @@ def reminder_pushes(
 
 
 def _told(
-    member_id: int,
     kind: str,
     params: Mapping[str, str],
     key: str,
@@ -306,18 +305,16 @@ def _told(
     now: datetime,
     quiet: QuietHours | None,
 ) -> BulkPush:
-    """A push telling the volunteer of a change now, or when the quiet hours end (its inbox
-    item shows at once)."""
-    due = now if quiet is None else quiet.release(now, row.shift.starts_at)
-    held = due > now
+    """A push telling the volunteer of a change now, or when the quiet hours end."""
+    deliver_after, visible_at = held(quiet, now, row.shift.starts_at)
     return BulkPush(
-        member_id,
+        row.member_id,
         kind,
         params,
         dedupe_key=key,
         assignment_id=row.id,
-        deliver_after=due if held else None,
-        visible_at=now if held else None,
+        deliver_after=deliver_after,
+        visible_at=visible_at,
     )
 
 
@@ -337,23 +334,21 @@ def _pushes(
         kind = "assignment_changed" if row.member_id in moved_members else "assignment_published"
         params = _params(row)
         key = f"assignment:{row.id}:{kind}"
-        pushes.append(_told(row.member_id, kind, params, key, row, now, quiet))
+        pushes.append(_told(kind, params, key, row, now, quiet))
         pushes.extend(
             reminder_pushes(row.id, row.member_id, row.shift, offsets_h, now, params, quiet)
         )
     for row in moved:
         params = _params(row)
         key = f"assignment:{row.id}:changed:{int(row.shift.starts_at.timestamp())}"
-        pushes.append(_told(row.member_id, "assignment_changed", params, key, row, now, quiet))
+        pushes.append(_told("assignment_changed", params, key, row, now, quiet))
         pushes.extend(
             reminder_pushes(row.id, row.member_id, row.shift, offsets_h, now, params, quiet)
         )
     for row in removed:
         if row.member_id not in added_members:
             key = f"assignment:{row.id}:cancelled"
-            pushes.append(
-                _told(row.member_id, "assignment_cancelled", _params(row), key, row, now, quiet)
-            )
+            pushes.append(_told("assignment_cancelled", _params(row), key, row, now, quiet))
     return pushes
 
 

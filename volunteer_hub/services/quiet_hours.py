@@ -86,3 +86,12 @@ class QuietHours:
         if ends is None or shift_starts < ends + self.margin:
             return due
         return ends
+
+
+def held(
+    quiet: QuietHours | None, now: datetime, shift_starts: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """`(deliver_after, visible_at)` for a push about a shift written at `now`: both None to
+    send it at once, or the end of the quiet hours and `now` (its inbox item shows at once)."""
+    due = now if quiet is None else quiet.release(now, shift_starts)
+    return (due, now) if due > now else (None, None)
