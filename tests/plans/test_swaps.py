@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -18,7 +19,9 @@ from tests.conftest import Factory
 from tests.plans.conftest import World, create_plan, max_outbox_id, next_monday, outbox_rows
 from volunteer_hub.extensions import db
 from volunteer_hub.models.audit import AuditLog
+from volunteer_hub.models.notifications import InboxItem
 from volunteer_hub.models.plans import ACTIVE_STATUSES, Assignment, AssignmentStatus
+from volunteer_hub.services.quiet_hours import QuietHours
 
 OFFSET = "+08:00"
 
@@ -487,3 +490,41 @@ def test_two_answers_at_once_swap_the_shared_shift_only_once(
         assert len(s2_holders) == 1
     lost = client.get(f"/api/v1/swap-requests/{loser}", headers=factory.headers(b)).get_json()
     assert lost["status"] == "refused"
+
+
+def test_swap_pushes_wait_for_the_end_of_quiet_hours_the_inbox_shows_them_at_once(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Quiet hours from an hour ago to an hour from now; the shift is days away.
+    local = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai"))
+    window = f"{local - timedelta(hours=1):%H:%M}-{local + timedelta(hours=1):%H:%M}"
+    monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", window)
+    quiet = QuietHours.from_config(app.config)
+    assert quiet is not None
+    ends = quiet.ends_after(datetime.now(UTC))
+    a, c = world.volunteers[0], world.volunteers[2]
+    roster = _published(client, factory, world, {"s1": a})
+    after = max_outbox_id(app)
+    proposed = _propose(client, factory, a, roster.assignments["s1"], member=c)
+    assert proposed.status_code == 201, proposed.get_json()
+    accepted = client.post(
+        f"/api/v1/swap-requests/{proposed.get_json()['id']}/accept", headers=factory.headers(c)
+    )
+    assert accepted.status_code == 200, accepted.get_json()
+    rows = outbox_rows(app, after)
+    kinds = {row["kind"] for row in rows}
+    assert {"swap_request", "swap_decided", "shift_reminder"} <= kinds
+    for row in rows:
+        if row["kind"] != "shift_reminder":
+            assert row["deliver_after"] == ends, row
+    with app.app_context():
+        shown = db.session.scalars(
+            select(InboxItem.visible_at).where(
+                InboxItem.outbox_id.in_([r["id"] for r in rows if r["kind"] == "swap_request"])
+            )
+        ).all()
+    assert shown and all(moment < ends for moment in shown)

@@ -53,6 +53,7 @@ from volunteer_hub.services.outbox import BulkPush
 from volunteer_hub.services.pagination import paginate
 from volunteer_hub.services.plans import _Change, _refuse_while_solving, violations_of
 from volunteer_hub.services.publish import reminder_pushes, shift_info
+from volunteer_hub.services.quiet_hours import QuietHours, held
 
 OUTCOME_TEXT = {
     SwapStatus.APPROVED: "已生效",
@@ -223,7 +224,16 @@ def _slot(words: Mapping[str, str]) -> str:
     return f"{words['post']} {words['date']} {words['start']}-{words['end']}"
 
 
-def _push_request(session: Session, swap: SwapRequest) -> None:
+def _first_start(swap: SwapRequest) -> datetime:
+    """When the earlier of the swap's shifts starts: what decides whether its pushes wait
+    for the end of quiet hours."""
+    starts = [swap.requester_assignment.starts_at]
+    if swap.target_assignment is not None:
+        starts.append(swap.target_assignment.starts_at)
+    return min(starts)
+
+
+def _push_request(session: Session, swap: SwapRequest, quiet: QuietHours | None) -> None:
     given = _shift_words(swap.requester_assignment)
     params = {
         "swap_request_id": str(swap.id),
@@ -234,6 +244,7 @@ def _push_request(session: Session, swap: SwapRequest) -> None:
         params["in_return"] = (
             f"，并由对方接替您在{_slot(_shift_words(swap.target_assignment))}的班次"
         )
+    deliver_after, visible_at = held(quiet, utcnow(), _first_start(swap))
     outbox.enqueue_bulk(
         session,
         [
@@ -243,17 +254,25 @@ def _push_request(session: Session, swap: SwapRequest) -> None:
                 params,
                 dedupe_key=f"swap:{swap.id}:request",
                 assignment_id=swap.requester_assignment_id,
+                deliver_after=deliver_after,
+                visible_at=visible_at,
             )
         ],
     )
 
 
 def _push_decision(
-    session: Session, swap: SwapRequest, recipients: Mapping[int, str], extra: list[BulkPush]
+    session: Session,
+    swap: SwapRequest,
+    recipients: Mapping[int, str],
+    extra: list[BulkPush],
+    quiet: QuietHours | None = None,
 ) -> None:
-    """`swap_decided` to each recipient with their own detail line, plus `extra` pushes."""
+    """`swap_decided` to each recipient with their own detail line (held for quiet hours
+    like any push about a shift), plus `extra` pushes."""
     words = _shift_words(swap.requester_assignment)
     outcome = OUTCOME_TEXT[swap.status]
+    deliver_after, visible_at = held(quiet, utcnow(), _first_start(swap))
     pushes = [
         BulkPush(
             member_id,
@@ -261,6 +280,8 @@ def _push_decision(
             {"swap_request_id": str(swap.id), "outcome": outcome, "detail": detail, **words},
             dedupe_key=f"swap:{swap.id}:{swap.status.value}:{member_id}",
             assignment_id=swap.requester_assignment_id,
+            deliver_after=deliver_after,
+            visible_at=visible_at,
         )
         for member_id, detail in recipients.items()
     ]
@@ -368,7 +389,7 @@ def propose(
         reason=swap.message,
     )
     session.refresh(swap)
-    _push_request(session, swap)
+    _push_request(session, swap, rules.quiet)
     session.commit()
     return swap
 
@@ -539,7 +560,12 @@ def _make(
         shift = source.shift
         info = shift_info(shift.id, shift.starts_at, shift.ends_at, shift.post.name)
         reminders += reminder_pushes(
-            assignment.id, assignment.member_id, info, rules.reminder_offsets_h, now
+            assignment.id,
+            assignment.member_id,
+            info,
+            rules.reminder_offsets_h,
+            now,
+            quiet=rules.quiet,
         )
     names = {swap.requester_id: swap.requester.name, swap.target_id: swap.target.name}
     given_slot = _slot(_shift_words(given))
@@ -555,7 +581,7 @@ def _make(
             swap.requester_id: f"该班次已由{names[swap.target_id]}接替，您无需到岗。",
             swap.target_id: f"您已接替{given_slot}，请按时到岗。",
         }
-    _push_decision(session, swap, details, reminders)
+    _push_decision(session, swap, details, reminders, rules.quiet)
 
 
 def _close_others(
