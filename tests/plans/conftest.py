@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -120,6 +121,13 @@ def outbox_rows(app: Flask, after_id: int = 0) -> list[dict[str, Any]]:
             }
             for r in rows
         ]
+
+
+def quiet_window_around_now(zone: str = "Asia/Shanghai") -> str:
+    """`PUSH_QUIET_HOURS` from an hour ago to an hour from now (in the federation's zone), so
+    that whatever the hour the suite runs, a request made now falls inside them."""
+    local = datetime.now(ZoneInfo(zone))
+    return f"{local - timedelta(hours=1):%H:%M}-{local + timedelta(hours=1):%H:%M}"
 
 
 def max_outbox_id(app: Flask) -> int:

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from tests.conftest import Factory
-from tests.plans.conftest import World, create_plan, next_monday
+from tests.plans.conftest import World, create_plan, next_monday, quiet_window_around_now
 from volunteer_hub.auth.policy import load_actor
 from volunteer_hub.extensions import db
 from volunteer_hub.models.notifications import InboxItem, OutboxMessage, OutboxStatus
@@ -159,9 +159,7 @@ def test_the_publish_endpoint_takes_the_configured_quiet_hours(
     world: World,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Quiet hours from an hour ago to an hour from now, so the request falls inside them.
-    local = datetime.now(ZONE)
-    window = f"{local - timedelta(hours=1):%H:%M}-{local + timedelta(hours=1):%H:%M}"
+    window = quiet_window_around_now()
     monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", window)
     start = next_monday()
     plan = create_plan(client, world.coordinator_headers(factory), world, start)
@@ -179,9 +177,7 @@ def test_the_publish_endpoint_takes_the_configured_quiet_hours(
 
 
 def _window_around_now() -> QuietHours:
-    local = datetime.now(ZONE)
-    window = f"{local - timedelta(hours=1):%H:%M}-{local + timedelta(hours=1):%H:%M}"
-    quiet = QuietHours.parse(window, ZONE)
+    quiet = QuietHours.parse(quiet_window_around_now(), ZONE)
     assert quiet is not None
     return quiet
 

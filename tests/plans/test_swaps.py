@@ -8,7 +8,6 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -16,7 +15,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from tests.conftest import Factory
-from tests.plans.conftest import World, create_plan, max_outbox_id, next_monday, outbox_rows
+from tests.plans.conftest import (
+    World,
+    create_plan,
+    max_outbox_id,
+    next_monday,
+    outbox_rows,
+    quiet_window_around_now,
+)
 from volunteer_hub.extensions import db
 from volunteer_hub.models.audit import AuditLog
 from volunteer_hub.models.notifications import InboxItem
@@ -499,10 +505,8 @@ def test_swap_pushes_wait_for_the_end_of_quiet_hours_the_inbox_shows_them_at_onc
     world: World,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Quiet hours from an hour ago to an hour from now; the shift is days away.
-    local = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai"))
-    window = f"{local - timedelta(hours=1):%H:%M}-{local + timedelta(hours=1):%H:%M}"
-    monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", window)
+    # Quiet hours around now; the shift is days away.
+    monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", quiet_window_around_now())
     quiet = QuietHours.from_config(app.config)
     assert quiet is not None
     ends = quiet.ends_after(datetime.now(UTC))
