@@ -61,6 +61,13 @@ def _assignment(
     return assignment
 
 
+def _week_plan(client: FlaskClient, factory: Factory, world: World) -> tuple[int, datetime]:
+    """A week's plan from next Monday, and that Monday's local midnight."""
+    start = next_monday()
+    plan = create_plan(client, world.coordinator_headers(factory), world, start)
+    return plan, datetime.combine(start, time(0), ZONE)
+
+
 def _propose(app: Flask, world: World, plan: int, monday: datetime) -> dict[str, int]:
     """Three proposals: Monday 06:00 and Tuesday 19:00 for one volunteer, Monday 08:00 for
     another. Returns assignment ids by name."""
@@ -98,9 +105,7 @@ def _pushes(app: Flask, assignment: int) -> dict[str, tuple[datetime, datetime, 
 def test_a_plan_published_at_23_00_tells_the_early_shift_now_and_the_rest_at_07_00(
     app: Flask, client: FlaskClient, factory: Factory, world: World
 ) -> None:
-    start = next_monday()
-    plan = create_plan(client, world.coordinator_headers(factory), world, start)
-    monday = datetime.combine(start, time(0), ZONE)
+    plan, monday = _week_plan(client, factory, world)
     ids = _propose(app, world, plan, monday)
     now = monday - timedelta(hours=1)  # Sunday 23:00
     seven = monday.replace(hour=7)
@@ -142,9 +147,7 @@ def test_a_plan_published_at_23_00_tells_the_early_shift_now_and_the_rest_at_07_
 def test_without_quiet_hours_everything_goes_at_once(
     app: Flask, client: FlaskClient, factory: Factory, world: World
 ) -> None:
-    start = next_monday()
-    plan = create_plan(client, world.coordinator_headers(factory), world, start)
-    monday = datetime.combine(start, time(0), ZONE)
+    plan, monday = _week_plan(client, factory, world)
     ids = _propose(app, world, plan, monday)
     now = monday - timedelta(hours=1)
     with app.app_context():
@@ -161,9 +164,7 @@ def test_the_publish_endpoint_takes_the_configured_quiet_hours(
 ) -> None:
     window = quiet_window_around_now()
     monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", window)
-    start = next_monday()
-    plan = create_plan(client, world.coordinator_headers(factory), world, start)
-    monday = datetime.combine(start, time(0), ZONE)
+    plan, monday = _week_plan(client, factory, world)
     ids = _propose(app, world, plan, monday)
     response = client.post(
         f"/api/v1/plans/{plan}/publish", headers=world.coordinator_headers(factory)
@@ -185,14 +186,13 @@ def _window_around_now() -> QuietHours:
 def test_replacement_offers_for_a_later_shift_wait_and_soon_ones_do_not(
     app: Flask, client: FlaskClient, factory: Factory, world: World
 ) -> None:
-    start = next_monday()
-    plan = create_plan(client, world.coordinator_headers(factory), world, start)
+    plan, monday = _week_plan(client, factory, world)
     quiet = _window_around_now()
     rules = my_shifts.VolunteerRules(quiet=quiet)
     clock = datetime.now(UTC)
     ends = quiet.ends_after(clock)
     assert ends is not None
-    later = datetime.combine(start, time(19), ZONE)  # days away: offers wait
+    later = monday.replace(hour=19)  # days away: offers wait
     soon = ends + timedelta(hours=1)  # before the end + the 2-hour margin: offers go now
     with app.app_context():
         freed = {}

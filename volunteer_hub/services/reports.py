@@ -439,27 +439,25 @@ def _span_month_rows(
     )
     window_sums = {r["branch"]: r for r in session.execute(grouped).mappings()}
 
-    def total(branch: int, c: str, k: int) -> int:
-        if k in whole:
-            r = window_sums.get(branch)
-            own = 0
-            if r is not None:
-                own = int(r[f"{c}c{k}"] or 0) - (int(r[f"{c}c{k - 1}"] or 0) if k > 1 else 0)
-                own += int(r[f"{c}{k}x"] or 0) if f"{c}{k}" in extra else 0
-            return own
-        source = window_sums if f"{c}{k}" in extra else piece_sums
-        r = source.get(branch)
-        return int(r[f"{c}{k}x"] or 0) if r is not None else 0
+    def figures(branch: int, k: int) -> Any:
+        """The row holding month k's figures for the branch: the edge pieces' own when the
+        month was summed on its own, else the window's; None when the branch has none."""
+        alone = k not in whole and f"m{k}" not in extra
+        return (piece_sums if alone else window_sums).get(branch)
 
-    def members(branch: int, k: int) -> int:
-        source = piece_sums if k not in whole and f"m{k}" not in extra else window_sums
-        r = source.get(branch)
-        return int(r[f"n{k}"] or 0) if r is not None else 0
+    def total(r: Any, c: str, k: int) -> int:
+        own = 0
+        if k in whole:
+            own = int(r[f"{c}c{k}"] or 0) - (int(r[f"{c}c{k - 1}"] or 0) if k > 1 else 0)
+        return own + (int(r[f"{c}{k}x"] or 0) if k in piece_index else 0)
 
     rows: list[dict[str, Any]] = []
     for branch in sorted(window_sums.keys() | piece_sums.keys()):
         for k in months:
-            minutes, turns, count = total(branch, "m", k), total(branch, "t", k), members(branch, k)
+            r = figures(branch, k)
+            if r is None:
+                continue
+            minutes, turns, count = total(r, "m", k), total(r, "t", k), int(r[f"n{k}"] or 0)
             if minutes or turns or count:
                 year, month = window.year - 1 + (k - 1) // 12, (k - 1) % 12 + 1
                 rows.append(

@@ -590,14 +590,12 @@ def _history(session: Session, builder: _Builder, report: SeedReport, weeks: int
     patrol = builder.branches["patrol"]
     grace = Rules().service_grace
     pools = _history_pools(session, patrol)
-    leaders = dict(
-        session.execute(
-            select(Squad.town_id, Squad.leader_id).where(Squad.branch_id == patrol)
-        ).all()
-    )
-    squads = dict(
-        session.execute(select(Squad.town_id, Squad.id).where(Squad.branch_id == patrol)).all()
-    )
+    squads: dict[int, int] = {}  # town -> the patrol squad
+    leaders: dict[int, int | None] = {}  # town -> its leader
+    for town_id, squad_id, leader_id in session.execute(
+        select(Squad.town_id, Squad.id, Squad.leader_id).where(Squad.branch_id == patrol)
+    ):
+        squads[town_id], leaders[town_id] = squad_id, leader_id
     first_day = builder.today - timedelta(weeks=weeks)
     days = [first_day + timedelta(days=k) for k in range(weeks * 7)]
     staffed: list[tuple[Town, Post, Plan]] = []
@@ -627,7 +625,7 @@ def _history(session: Session, builder: _Builder, report: SeedReport, weeks: int
         session.add_all([post, plan])
         staffed.append((town, post, plan))
     session.flush()
-    shifts: list[tuple[Shift, Town, Post, Plan]] = []
+    shifts: list[tuple[Shift, Town, Plan]] = []
     for town, post, plan in staffed:
         for day in days:
             for kind, begins, ends in HISTORY_SHIFTS:
@@ -641,15 +639,17 @@ def _history(session: Session, builder: _Builder, report: SeedReport, weeks: int
                     ends_at=datetime.combine(day, ends, builder.zone),
                 )
                 session.add(shift)
-                shifts.append((shift, town, post, plan))
+                shifts.append((shift, town, plan))
     session.flush()
     assignments: list[dict[str, Any]] = []
+    towns: list[Town] = []  # each assignment's town
     turn: dict[int, int] = {}
-    for shift, _, post, plan in shifts:
-        pool = pools[post.town_id]
-        at = turn.get(post.town_id, 0)
-        turn[post.town_id] = at + HISTORY_HEADCOUNT
+    for shift, town, plan in shifts:
+        pool = pools[town.id]
+        at = turn.get(town.id, 0)
+        turn[town.id] = at + HISTORY_HEADCOUNT
         for k in range(HISTORY_HEADCOUNT):
+            towns.append(town)
             no_show = rng.random() < HISTORY_NO_SHOW
             assignments.append(
                 {
@@ -669,9 +669,7 @@ def _history(session: Session, builder: _Builder, report: SeedReport, weeks: int
     ).all()
     attended = [
         (assignment_id, row, town)
-        for assignment_id, row, (_, town, _, _) in zip(
-            ids, assignments, [s for s in shifts for _ in range(HISTORY_HEADCOUNT)], strict=True
-        )
+        for assignment_id, row, town in zip(ids, assignments, towns, strict=True)
         if row["status"] == AssignmentStatus.COMPLETED
     ]
     attendances: list[dict[str, Any]] = []
