@@ -290,9 +290,13 @@ class PersonDP:
         `weekend_price` (rows, days: charged on its first worked day): per row and day the
         chosen candidate or -1. None when no schedule keeps the sequence rules. The pass is
         compiled (`dp_kernel`); the day structure is flattened for it on first use."""
+        return dp_kernel.solve(self.layout(), gains, weekend_price)
+
+    def layout(self) -> dp_kernel.Layout:
+        """The day structure flattened for the compiled passes (built on first use)."""
         if self._layout is None:
             self._layout = dp_kernel.layout_of(self)
-        return dp_kernel.solve(self._layout, gains, weekend_price)
+        return self._layout
 
     def search(
         self,
