@@ -313,3 +313,35 @@ def test_month_by_branch_reads_edge_months_alone_or_joined_as_the_ledger_says(
             (r["month"], r["key"]) for r in direct["rows"]
         ]
         db.session.remove()
+
+
+def test_month_groupings_total_their_rows_and_count_each_member_once(world: World) -> None:
+    """A grouping by month totals minutes and turns over its rows (negative ones and the row of
+    entries with no town included) and counts a member once over the whole range, by their net:
+    not once per row, and not at all when their net is below zero although one row is above."""
+    entries = [
+        (0, 0, 0, date(2025, 11, 30), 120),  # only in the partial first month, read alone
+        (1, 1, 2, date(2025, 11, 29), 90),  # in the partial first month and in a whole one
+        (1, 0, 1, date(2026, 2, 10), 60),
+        (2, 0, 0, date(2026, 3, 3), 200),  # above zero in patrol, below in rescue, below overall
+        (2, 1, 1, date(2026, 3, 4), 50),
+        (3, 1, 2, date(2026, 11, 1), 30),  # in the last month, read whole less a piece
+        (3, 1, 2, date(2026, 11, 30), 45),  # the piece left out
+    ]
+    ops: list[tuple[Any, ...]] = [
+        ("add", member, branch, town, (day - FIRST_DAY).days, 9, "attendance", minutes)
+        for member, branch, town, day, minutes in entries
+    ]
+    ops.append(("correct", 4, -300))  # member 2's rescue credit of 4 March
+    apply(world, ops)
+    rescue = frozenset({world.branches[1]})
+    expected = {None: (250, 6, 3), rescue: (-130, 3, 2)}
+    with world.app.app_context():
+        s = db.session()
+        for scope, totals in expected.items():
+            flt = reports.Filter(date(2025, 11, 29), date(2026, 11, 29), branch_ids=scope)
+            for group_by in (["month", "branch"], ["month", "town"], ["month"]):
+                fast = reports.hours_report(s, group_by=group_by, flt=flt)
+                assert (fast["total_minutes"], fast["turns"], fast["members"]) == totals
+                assert as_set(fast) == as_set(reports.ledger_report(s, group_by=group_by, flt=flt))
+        db.session.remove()
