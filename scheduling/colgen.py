@@ -30,6 +30,7 @@ needs are absent or weightless, and the search models every volunteer's shifts (
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -452,6 +453,33 @@ class ColumnGeneration:
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return []
         return [*met.found, np.flatnonzero([solver.value(x) for x in chosen])]
+
+    def lower_bound(self, deadline: float) -> int | None:
+        """A proven lower bound on every roster's objective, or None: the linear master's
+        value plus each volunteer's least reduced cost at its duals (Lagrangian; zero where no
+        schedule prices below zero), every volunteer priced exactly by labelling. The master
+        need not have converged: the bound is as far below its value as columns are missing.
+        Rounded up, as every objective term is a whole number."""
+        duals = self.solve_lp()
+        if duals is None or self.lp_value is None:
+            return None
+        shift_duals, pi = duals
+        bound = self.lp_value
+        for v in range(self.n_volunteers):
+            if time.monotonic() >= deadline:
+                return None
+            dp = self._dp(v)
+            if dp is None:
+                return None
+            real = shift_duals[self.positions[v]] - self.own_cost[v]
+            found = self._labelled(v, dp, real, -float(pi[v]), None)
+            if found is None:
+                return None
+            if found:
+                bound -= float(real[found[0]].sum()) + float(pi[v])
+        # GLOP's tolerances: its duals may be off by about 1e-7 per row.
+        slack = 1e-6 * (len(self.cover_rows) + self.n_volunteers) + 1e-9 * abs(bound)
+        return math.ceil(bound - slack)
 
     def reduced_cost(self, column: Column, shift_duals: np.ndarray, pi: np.ndarray) -> float:
         taken = np.asarray(column.shifts, dtype=np.int64)

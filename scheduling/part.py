@@ -54,6 +54,9 @@ COLGEN_PAIR_DAYS_PER_S = 20_000
 # still improving when stopped on Curtois Instance12 (4,255 -> 4,157 in its 18th second), and
 # the LNS after it seldom gains (Instance8 1,307 -> 1,306, 1,589 -> 1,588; Instance12 none).
 SUPPORT_SHARE = 0.85
+# Longest share of the time left after price and branch for proving the master's bound (one
+# round of exact pricing at its duals: about 0.3 s on Curtois Instance12).
+BOUND_SHARE = 0.1
 # Longest share of a CP-SAT phase's time for completing its hint (every cover and rule term at
 # its value for the hinted roster; 0.08 s on Curtois Instance12).
 COMPLETE_SHARE = 0.1
@@ -263,7 +266,9 @@ def solve_part(
         values, objective = _hint_values(rm, hint)
     rounds = 0
     if status != cp_model.OPTIMAL and priced:
-        values, objective = _price_and_branch(task, rm, values, objective, clock)
+        values, objective, priced_bound = _price_and_branch(task, rm, values, objective, clock)
+        if priced_bound is not None:
+            bound = max(bound, priced_bound) if bound is not None else priced_bound
     if status != cp_model.OPTIMAL and task.use_lns:
         deadline = clock.start + task.time_limit_s
 
@@ -304,10 +309,11 @@ def _prices(task: PartTask, index: ProblemIndex, n_vars: int) -> bool:
 
 def _price_and_branch(
     task: PartTask, rm: RosterModel, values: dict[int, int], objective: int, clock: Clock
-) -> tuple[dict[int, int], int]:
+) -> tuple[dict[int, int], int, int | None]:
     """Column generation from the incumbent for COLGEN_SHARE of the time left and a dive (its
-    roster replaces the incumbent when it is better), then CP-SAT over the master's support
-    for SUPPORT_SHARE of what is left."""
+    roster replaces the incumbent when it is better), the master's proven bound where its
+    pricing is exact, then CP-SAT over the master's support for SUPPORT_SHARE of what is
+    left. Returns the roster's values, its objective and the bound (or None)."""
     left = task.time_limit_s - clock.elapsed()
     now = time.monotonic()
     result, generation = colgen.price_and_branch(
@@ -323,7 +329,12 @@ def _price_and_branch(
     if result is not None and result.objective < objective:
         values, objective = _roster_values(rm, result.pairs), result.objective
     left = task.time_limit_s - clock.elapsed()
-    return _support_round(rm, values, objective, generation.support(), left * SUPPORT_SHARE, task)
+    bound = generation.lower_bound(time.monotonic() + BOUND_SHARE * left)
+    left = task.time_limit_s - clock.elapsed()
+    values, objective = _support_round(
+        rm, values, objective, generation.support(), left * SUPPORT_SHARE, task
+    )
+    return values, objective, bound
 
 
 def _support_round(

@@ -450,6 +450,8 @@ def _assemble(
             for t, r in zip(tasks, results, strict=True)
         )
         bound = min(objective, sum(r.bound or 0 for r in results) + objective - inside)
+        if bound == objective:  # the roster meets a proven bound (price and branch's, say)
+            status = "optimal"
     if status == "optimal":
         bound = objective
     solved_s = clock.elapsed()
