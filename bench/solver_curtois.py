@@ -5,7 +5,8 @@ known objectives.
         [--seeds 0]
 
 Prints one row per instance and time limit: the checker's objective (never the solver's own
-claim), the best known value from the benchmark README, the gap, the checker's verdict and the
+claim), the solver's proven lower bound where it has one, the best known value from the
+benchmark README, the gap, the checker's verdict and the
 wall time. Results also go to bench/results/solver_curtois.json. A single run says little on
 some instances (on Instance8 and 12 the seed decides which plateau the search settles on):
 `--seeds 0-2` runs each instance with each seed and adds the worst, median and best per instance.
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed",
         "status",
         "objective",
+        "proven bound",
         "best known",
         "gap %",
         "checker",
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                     r["seed"],
                     r["status"],
                     r["objective"],
+                    "" if r["bound"] is None else r["bound"],
                     r["best_known"],
                     r["gap_pct"],
                     r["verdict"],
