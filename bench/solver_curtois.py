@@ -6,8 +6,8 @@ known objectives.
 
 Prints one row per instance and time limit: the checker's objective (never the solver's own
 claim), the solver's proven lower bound where it has one, the best known value from the
-benchmark README, the gap, the checker's verdict and the
-wall time. Results also go to bench/results/solver_curtois.json. A single run says little on
+benchmark README, the gap, the checker's verdict and the wall time. Results also go to
+bench/results/solver_curtois.json. A single run says little on
 some instances (on Instance8 and 12 the seed decides which plateau the search settles on):
 `--seeds 0-2` runs each instance with each seed and adds the worst, median and best per instance.
 """

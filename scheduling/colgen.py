@@ -84,7 +84,13 @@ LP_RATIO = 3.0
 INTEGER_S = 3.0
 # Share of the volunteers still free that a step of the dive fixes (at least one).
 DIVE_FIX = 0.15
-DIVE_ROUNDS = 1
+DIVE_ROUNDS = 0
+DIVE_TAIL_AFTER_S = math.inf
+# A further dive starts only with this many times the first one's time left, and must end
+# within it.
+DIVE_AGAIN = 1.2
+# Further dives rank each volunteer's best share of one schedule times 1 + this much noise.
+DIVE_NOISE = 0.3
 # A column's value in the linear master above which its assignments count as its support.
 SUPPORT_MIN = 1e-6
 # Pricing by CP-SAT where the search finds nothing: its time limit per volunteer, and the
@@ -485,12 +491,19 @@ class ColumnGeneration:
         taken = np.asarray(column.shifts, dtype=np.int64)
         return float(column.cost - shift_duals[taken].sum() - pi[column.volunteer])
 
-    def generate(self, deadline: float, skip: Collection[int] = (), rounds: int = 0) -> int:
+    def generate(
+        self,
+        deadline: float,
+        skip: Collection[int] = (),
+        rounds: int = 0,
+        tail_after: float = TAIL_AFTER_S,
+    ) -> int:
         """Column generation until a whole round of pricing (every volunteer not in `skip`
         once) finds no column of negative reduced cost at the master's own duals, or after
-        `rounds` whole rounds (0: no limit), or the deadline: the number of columns added.
-        The master is re-solved after every CHUNK volunteers priced, so each volunteer is
-        priced at fresh duals."""
+        `rounds` whole rounds (0: no limit), or when it tails off (TAIL_ROUNDS rounds gaining
+        less than TAIL, once `tail_after` seconds have passed), or the deadline: the number of
+        columns added. The master is re-solved between batches of volunteers priced, so each
+        volunteer is priced at fresh duals."""
         added = 0
         centre: np.ndarray | None = None
         alpha = SMOOTHING
@@ -512,20 +525,20 @@ class ColumnGeneration:
             lp_s = time.monotonic() - solved_at
             if duals is None or self.lp_value is None:
                 break
-            if not skip and priced_count >= next_round:
+            if priced_count >= next_round:
                 next_round = priced_count + len(order)
                 # A new round: stop when the last TAIL_ROUNDS gained too little (tailing off),
                 # once the master has left its first value (the start is a degenerate vertex:
                 # rounds of columns may enter before it moves).
                 starts.append(self.lp_value)
                 if (
-                    time.monotonic() - began > TAIL_AFTER_S
+                    time.monotonic() - began > tail_after
                     and len(starts) > TAIL_ROUNDS
                     and starts[-1 - TAIL_ROUNDS] < starts[0]
                     and starts[-1 - TAIL_ROUNDS] - self.lp_value
                     < TAIL * max(1.0, abs(self.lp_value))
                 ):
-                    self.tailed = True
+                    self.tailed = self.tailed or not skip
                     break
             shift_duals, pi = duals
             self.iterations += 1
@@ -599,27 +612,33 @@ class ColumnGeneration:
 
     # ------------------------------------------------------------------ rosters
 
-    def dive(self, deadline: float) -> list[Column] | None:
+    def dive(self, deadline: float, perturb: int = 0) -> list[Column] | None:
         """A roster by diving in the linear master with pricing: fix the volunteers whose
-        schedule is whole in the master's solution, and at least a DIVE_FIX share of the rest
-        (the largest shares of one schedule), price the others once at the new duals, until
-        every volunteer has a schedule; None past the deadline. The master's bounds are
-        restored afterwards (and `lp_value` is the unfixed master's again), and the columns
-        priced on the way stay."""
+        schedule is whole in the master's solution, and a DIVE_FIX share of the rest (the
+        largest shares of one schedule), generate columns for the others until the master
+        converges again (each step within its share of the time left), until every volunteer
+        has a schedule; None past the deadline. The master's bounds are restored afterwards
+        (and `lp_value` is the unfixed master's again), and the columns priced on the way stay.
+        A `perturb` other than 0 ranks the shares with noise drawn from it (another dive).
+
+        Converging again after each step is what makes the dive's roster good: Curtois
+        Instance12 4,040 (its best known value) and Instance8 1,304, where one round of
+        pricing per step gave 5,105 and 1,613-2,215."""
         chosen: dict[int, int] = {}
         closed: list[int] = []
-        share = DIVE_FIX
         try:
             while len(chosen) < self.n_volunteers:
                 if time.monotonic() >= deadline:
                     return None
                 if chosen:
-                    began = time.monotonic()
-                    self.generate(deadline, skip=chosen, rounds=DIVE_ROUNDS)
-                    # Fix more at a time when the steps left at this pace would not fit.
-                    step = time.monotonic() - began
-                    steps = (deadline - time.monotonic()) / max(step, 1e-3)
-                    share = max(DIVE_FIX, 1.0 / max(1.0, steps - 1.0))
+                    now = time.monotonic()
+                    steps = _dive_steps(self.n_volunteers - len(chosen), DIVE_FIX)
+                    self.generate(
+                        now + (deadline - now) / steps,
+                        skip=chosen,
+                        rounds=DIVE_ROUNDS,
+                        tail_after=DIVE_TAIL_AFTER_S,
+                    )
                 if self.lp.Solve() != pywraplp.Solver.OPTIMAL:
                     return None
                 by_volunteer: list[list[int]] = [[] for _ in range(self.n_volunteers)]
@@ -630,8 +649,16 @@ class ColumnGeneration:
                     if v not in chosen:
                         k = max(ks, key=lambda k: self.lp_vars[k].solution_value())
                         picks.append((self.lp_vars[k].solution_value(), v, k))
+                if perturb:
+                    # Another dive: the same shares, ranked with noise (whole ones still fixed).
+                    rng = np.random.default_rng(self.seed * 7919 + perturb)
+                    noise = 1.0 + DIVE_NOISE * rng.random(len(picks))
+                    picks = [
+                        (value if value > 0.99 else min(0.99, value * n), v, k)
+                        for (value, v, k), n in zip(picks, noise, strict=True)
+                    ]
                 picks.sort(reverse=True)
-                least = max(1, round(len(picks) * share))
+                least = max(1, round(len(picks) * DIVE_FIX))
                 fix = [(v, k) for i, (value, v, k) in enumerate(picks) if i < least or value > 0.99]
                 for v, k in fix:
                     chosen[v] = k
@@ -711,6 +738,16 @@ class ColumnGeneration:
         )
 
 
+def _dive_steps(free: int, share: float) -> int:
+    """Steps a dive takes to fix `free` volunteers fixing a `share` of them (at least one) a
+    step, none whole in the master."""
+    steps = 0
+    while free > 0:
+        free -= max(1, round(free * share))
+        steps += 1
+    return max(1, steps)
+
+
 def price_and_branch(
     index: ProblemIndex,
     eligible: Sequence[Sequence[int]],
@@ -722,7 +759,8 @@ def price_and_branch(
     integer_master: bool = True,
 ) -> tuple[MasterResult | None, ColumnGeneration]:
     """Columns from the valid roster `start` and pricing until the master converges, tails
-    off or `deadline` less the rest's share; a dive with pricing in half of what is left; then
+    off or `deadline` less the rest's share; a dive with pricing in half of what is left (all of
+    it without the integer master); then
     the integer master hinted with the better of `start` and the dive's roster, for at most
     INTEGER_S. Returns as soon as that is done (the caller's search gets the rest). Without
     `integer_master`, the dive's roster is the result (the caller searches a wider space that
@@ -746,15 +784,41 @@ def _price_and_branch(
     now = time.monotonic()
     generation.generate(now + (deadline - now) * (1.0 - integer_share))
     now = time.monotonic()
+    if not integer_master:
+        return _dives(generation, deadline), generation
     dived = generation.dive(now + (deadline - now) * 0.5)
     if dived is not None:
         roster = generation.roster(dived)
         objective = generation.dive_objective = sum(score(index, roster).values())
-        if not integer_master:
-            return MasterResult(roster, objective, False), generation
         if objective < sum(score(index, start).values()):
             hint = dived
-    elif not integer_master:
-        return None, generation
     until = min(deadline, time.monotonic() + INTEGER_S)
     return generation.integer(until, hint, generation.workers, generation.seed), generation
+
+
+def _dives(generation: ColumnGeneration, deadline: float) -> MasterResult | None:
+    """The best roster of dives until the deadline: the first may take all of it, each further
+    one (its ranking perturbed, over the columns the earlier ones added) as long as the first
+    took. Where the first is quick, the others land elsewhere: Curtois Instance8's dives end on
+    plateaus 100 apart (1,314, 1,400, 1,503 from three seeds), one missing person each."""
+    index = generation.index
+    best: MasterResult | None = None
+    began = time.monotonic()
+    took = 0.0
+    attempt = 0
+    while True:
+        dived = generation.dive(
+            min(deadline, began + took * DIVE_AGAIN) if attempt else deadline, attempt
+        )
+        if attempt == 0:
+            took = time.monotonic() - began
+        if dived is not None:
+            roster = generation.roster(dived)
+            objective = sum(score(index, roster).values())
+            if best is None or objective < best.objective:
+                best = MasterResult(roster, objective, False)
+                generation.dive_objective = objective
+        attempt += 1
+        began = time.monotonic()
+        if best is None or took <= 0.0 or deadline - began < took * DIVE_AGAIN:
+            return best

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from ortools.sat.python import cp_model
 
 from scheduling import colgen, part
@@ -304,6 +305,48 @@ def test_without_the_integer_master_the_result_is_the_dives_valid_roster(kit: An
     report = check(problem, result.pairs)
     assert report.ok, report.violations
     assert report.objective == result.objective == generation.dive_objective
+
+
+def test_without_the_integer_master_dives_repeat_and_the_best_roster_is_kept(
+    kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quick dives leave time for more, each ranked with other noise: every one gives a valid
+    roster, and the result is the best of them."""
+    problem = small_problem(kit, people=5, seed=2)
+    index = ProblemIndex.build(problem)
+    dives: list[tuple[int, int]] = []
+    dive = colgen.ColumnGeneration.dive
+
+    def recorded(
+        self: colgen.ColumnGeneration, deadline: float, perturb: int = 0
+    ) -> list[colgen.Column] | None:
+        found = dive(self, deadline, perturb)
+        assert found is not None
+        roster = self.roster(found)
+        report = check(problem, roster)
+        assert report.ok, report.violations
+        dives.append((perturb, report.objective))
+        return found
+
+    monkeypatch.setattr(colgen.ColumnGeneration, "dive", recorded)
+    result, generation = colgen.price_and_branch(
+        index,
+        eligible_positions(problem),
+        start_roster(problem),
+        time.monotonic() + 3.0,
+        integer_master=False,
+    )
+    assert len(dives) > 1 and [p for p, _ in dives] == list(range(len(dives)))
+    assert result is not None
+    assert result.objective == generation.dive_objective == min(o for _, o in dives)
+    assert check(problem, result.pairs).objective == result.objective
+
+
+def test_dive_steps_count_the_fixing_of_a_share_at_least_one_a_step() -> None:
+    assert colgen._dive_steps(0, 0.15) == 1
+    assert colgen._dive_steps(1, 0.15) == 1
+    assert colgen._dive_steps(10, 0.15) == 9  # 10 -> 8, then one at a time
+    assert colgen._dive_steps(10, 0.5) == 4  # 10 -> 5 -> 3 -> 1 -> 0
 
 
 def test_a_part_prices_only_when_its_master_can_converge_in_its_time(cases_dir: Path) -> None:
