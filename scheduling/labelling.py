@@ -8,10 +8,18 @@ which took about 57 ms a call on Curtois Instance8 and most of the column genera
 Here every partial schedule is a label: its sequence state (the same states as `dp_kernel`:
 the class of the day's shift and the run's length, or the run of days off), its gain, its
 minutes, what it has used of each cap and how many weekends it has worked. A label is dropped
-when it breaks a cap, when it can no longer reach the minimum minutes, when even the most the
-days left could add cannot lift it above the best schedule known (`floor`), or when another
-label in the same state dominates it: worth at least as much, no more of any cap used, and
-minutes that serve at least as well (equal when the window has both ends).
+- when it breaks a cap, or can no longer reach the minimum minutes;
+- when another label in the same state dominates it: worth at least as much, needing no more
+  minutes to reach the minimum, and with at least as much room on every limit, room counted
+  only as far as the days left could use it (late in the horizon most limits cannot bind);
+- when even the most the days left could add cannot lift it above `floor` (the best schedule
+  known, or what a column must be worth to enter): the best r days' best gains for the r
+  shifts it may still take, and Lagrangian bounds, the sequence rules solved backwards with
+  the resources priced (multipliers from the search, from the last labelling of the same
+  volunteer, sharpened by subgradient steps; the minutes' price negative where it prices the
+  minimum).
+It first searches above a floor just below the root's bound (few labels survive; the best
+schedule is usually there), and lowers it to the caller's only when that finds nothing.
 
 The result is exact for the rules the state and resources model: one shift a day at most
 (exact where `one_shift_per_day` holds), the sequence rules as `dp_kernel` models them, and
@@ -197,16 +205,14 @@ def best_schedules(
     prices: Multipliers | None = None,
     warm: np.ndarray | None = None,
 ) -> Labelled:
-    """Up to `most` schedules (candidate ids, ascending) worth more than `floor`, best first:
-    the first is the most valuable schedule that keeps the modelled rules, when it is worth
-    more than `floor`. [] when none is; None when the labels outgrew MOST_LABELS. `prices`
+    """Up to `most` schedules (candidate ids, ascending) worth more than `floor`, best first
+    (`Labelled.schedules`): the first is the most valuable schedule that keeps the modelled
+    rules, when it is worth more than `floor`; [] when none is; None when the labels outgrew
+    MOST_LABELS. `prices`
     (the search's multipliers for the same gains) and `warm` (the multipliers of a search on
     similar gains, `Labelled.multipliers`) sharpen the bounds that drop labels."""
     days = layout.days
     gains = np.ascontiguousarray(gains, dtype=np.float64)
-    day_of = np.full(len(gains), -1, dtype=np.int64)
-    for d in range(days):
-        day_of[layout.order[layout.order_start[d] : layout.order_start[d + 1]]] = d
     # The most the days from d on can add, taking at most r more shifts: the r best days'
     # best gains (a day gives at most one shift).
     day_best = np.zeros(days + 1)

@@ -54,9 +54,6 @@ COLGEN_PAIR_DAYS_PER_S = 20_000
 # still improving when stopped on Curtois Instance12 (4,255 -> 4,157 in its 18th second), and
 # the LNS after it seldom gains (Instance8 1,307 -> 1,306, 1,589 -> 1,588; Instance12 none).
 SUPPORT_SHARE = 0.85
-# Longest share of the time left after price and branch for proving the master's bound (one
-# round of exact pricing at its duals: about 0.3 s on Curtois Instance12).
-BOUND_SHARE = 0.1
 # Longest share of a CP-SAT phase's time for completing its hint (every cover and rule term at
 # its value for the hinted roster; 0.08 s on Curtois Instance12).
 COMPLETE_SHARE = 0.1
@@ -328,8 +325,9 @@ def _price_and_branch(
     )
     if result is not None and result.objective < objective:
         values, objective = _roster_values(rm, result.pairs), result.objective
-    left = task.time_limit_s - clock.elapsed()
-    bound = generation.lower_bound(time.monotonic() + BOUND_SHARE * left)
+    bound = generation.bound
+    if bound is not None and objective <= bound:
+        return values, objective, bound  # proven optimal
     left = task.time_limit_s - clock.elapsed()
     values, objective = _support_round(
         rm, values, objective, generation.support(), left * SUPPORT_SHARE, task

@@ -329,6 +329,8 @@ def test_without_the_integer_master_dives_repeat_and_the_best_roster_is_kept(
         return found
 
     monkeypatch.setattr(colgen.ColumnGeneration, "dive", recorded)
+    # No bound: a roster meeting it would end the dives (the next test).
+    monkeypatch.setattr(colgen.ColumnGeneration, "lower_bound", lambda self, deadline: None)
     result, generation = colgen.price_and_branch(
         index,
         eligible_positions(problem),
@@ -340,6 +342,32 @@ def test_without_the_integer_master_dives_repeat_and_the_best_roster_is_kept(
     assert result is not None
     assert result.objective == generation.dive_objective == min(o for _, o in dives)
     assert check(problem, result.pairs).objective == result.objective
+
+
+def test_dives_stop_at_a_roster_that_meets_the_proven_bound(
+    kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem = small_problem(kit, people=5, seed=2)
+    dives: list[int] = []
+    dive = colgen.ColumnGeneration.dive
+
+    def recorded(
+        self: colgen.ColumnGeneration, deadline: float, perturb: int = 0
+    ) -> list[colgen.Column] | None:
+        dives.append(perturb)
+        return dive(self, deadline, perturb)
+
+    monkeypatch.setattr(colgen.ColumnGeneration, "dive", recorded)
+    result, generation = colgen.price_and_branch(
+        ProblemIndex.build(problem),
+        eligible_positions(problem),
+        start_roster(problem),
+        time.monotonic() + 3.0,
+        integer_master=False,
+    )
+    assert result is not None and generation.bound is not None
+    assert result.objective == generation.bound == cp_sat_optimum(problem)
+    assert dives == [0]
 
 
 def test_dive_steps_count_the_fixing_of_a_share_at_least_one_a_step() -> None:
