@@ -633,6 +633,15 @@ def _label(
         base = allow_start[d]
         days_left = days - d - 1
         for lab in range(first, last):
+            # Room for every extension of this label: one per shift of the day, and off.
+            if n_new + order_start[d + 1] - order_start[d] + 1 > t_size:
+                t_size = 2 * (n_new + order_start[d + 1] - order_start[d] + 1)
+                t_gain = _grow_f(t_gain, t_size)
+                t_mins = _grow_i(t_mins, t_size)
+                t_used = _grow_2(t_used, t_size)
+                t_parent = _grow_i(t_parent, t_size)
+                t_took = _grow_i(t_took, t_size)
+                t_state = _grow_i(t_state, t_size)
             st = state[lab]
             is_root = st < 0
             is_off = st >= off_base
@@ -701,14 +710,6 @@ def _label(
                     <= floor
                 ):
                     continue
-                if n_new >= t_size:
-                    t_size *= 2
-                    t_gain = _grow_f(t_gain, t_size)
-                    t_mins = _grow_i(t_mins, t_size)
-                    t_used = _grow_2(t_used, t_size)
-                    t_parent = _grow_i(t_parent, t_size)
-                    t_took = _grow_i(t_took, t_size)
-                    t_state = _grow_i(t_state, t_size)
                 t_gain[n_new] = g
                 t_mins[n_new] = m
                 t_used[n_new, :] = row
@@ -754,14 +755,6 @@ def _label(
                 <= floor
             ):
                 continue
-            if n_new >= t_size:
-                t_size *= 2
-                t_gain = _grow_f(t_gain, t_size)
-                t_mins = _grow_i(t_mins, t_size)
-                t_used = _grow_2(t_used, t_size)
-                t_parent = _grow_i(t_parent, t_size)
-                t_took = _grow_i(t_took, t_size)
-                t_state = _grow_i(t_state, t_size)
             t_gain[n_new] = gain[lab]
             t_mins[n_new] = m
             t_used[n_new, :] = used[lab, :]
