@@ -100,8 +100,6 @@ SUPPORT_MIN = 1e-6
 # scale of the gains (CP-SAT wants integers).
 CP_PRICE_S = 0.5
 CP_SCALE = 1000.0
-# Price by labelling first where it applies (the day-by-day search only where it does not).
-EXACT_FIRST = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +310,8 @@ class ColumnGeneration:
         gains = priced[self.positions[v]] - self.own_cost[v]
         met: list[np.ndarray] = []
         plain = priced is shift_duals or np.array_equal(priced, shift_duals)
-        if EXACT_FIRST and self._resources(v, dp) is not None:
+        if self._resources(v, dp) is not None:
+            # Labelling where it applies; the day-by-day search only where it does not.
             floor = max(
                 (float(gains[[self.where[v][s] for s in c.shifts]].sum()) for c in self.mine[v]),
                 default=labelling.NEG,

@@ -14,8 +14,8 @@ days off. Transitions and the horizon-edge exemptions are those of `person_dp.Pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from numba import njit, types
@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 NEG = -1e30
 HALF_NEG = NEG / 2
+
+
+_A = np.ndarray
+# A Layout's fields in order: six counts, then eleven arrays.
+LayoutArgs = tuple[int, int, int, int, int, int, _A, _A, _A, _A, _A, _A, _A, _A, _A, _A, _A]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,10 @@ class Layout:
     same_weekend: np.ndarray
     must_work: np.ndarray
 
+    def args(self) -> LayoutArgs:
+        """The fields in order, as the compiled passes take them (`LAYOUT_TYPES`)."""
+        return cast(LayoutArgs, tuple(getattr(self, f.name) for f in fields(self)))
+
 
 def solve(layout: Layout, gains: np.ndarray, weekend_price: np.ndarray) -> np.ndarray | None:
     """Per row of `gains` (rows, candidates) and `weekend_price` (rows, days), the chosen
@@ -63,23 +72,7 @@ def solve(layout: Layout, gains: np.ndarray, weekend_price: np.ndarray) -> np.nd
     ok = _solve(
         np.ascontiguousarray(gains, dtype=np.float64),
         np.ascontiguousarray(weekend_price, dtype=np.float64),
-        layout.days,
-        layout.cap_work,
-        layout.cap_off,
-        layout.max_run,
-        layout.min_run,
-        layout.min_off,
-        layout.order_start,
-        layout.order,
-        layout.klass,
-        layout.pattern,
-        layout.classes,
-        layout.patterns,
-        layout.allow_start,
-        layout.allow,
-        layout.weekend,
-        layout.same_weekend,
-        layout.must_work,
+        *layout.args(),
         plan,
     )
     return plan if ok else None
@@ -93,9 +86,8 @@ _FLOATS_2D = types.float64[:, ::1]
 # The signature is given so that the kernel is compiled (or read from numba's cache) when this
 # module is imported, never inside a solve: the first compile takes 7-20 s, and a caller's time
 # limit must not pay for it (a 5-s sequential start found nothing on a fresh CI machine).
-_SIGNATURE = types.boolean(
-    _FLOATS_2D,  # gains
-    _FLOATS_2D,  # weekend_price
+# A Layout's fields, in order, as the compiled passes (here and in `labelling`) take them.
+LAYOUT_TYPES = (
     _INT,  # days
     _INT,  # cap_work
     _INT,  # cap_off
@@ -113,6 +105,11 @@ _SIGNATURE = types.boolean(
     _FLAGS,  # weekend
     _FLAGS,  # same_weekend
     _FLAGS,  # must_work
+)
+_SIGNATURE = types.boolean(
+    _FLOATS_2D,  # gains
+    _FLOATS_2D,  # weekend_price
+    *LAYOUT_TYPES,
     types.int64[:, ::1],  # plan
 )
 

@@ -278,23 +278,7 @@ def best_schedules(
             lam,
             lw,
             at_floor,
-            days,
-            layout.cap_work,
-            layout.cap_off,
-            layout.max_run,
-            layout.min_run,
-            layout.min_off,
-            layout.order_start,
-            layout.order,
-            layout.klass,
-            layout.pattern,
-            layout.classes,
-            layout.patterns,
-            layout.allow_start,
-            layout.allow,
-            layout.weekend,
-            layout.same_weekend,
-            layout.must_work,
+            *layout.args(),
             MOST_LABELS,
             bound_only,
             root,
@@ -452,7 +436,6 @@ def _to_go(
 
 _INT = types.int64
 _INTS = types.int64[::1]
-_FLAGS = types.boolean[::1]
 _SIGNATURE = types.int64(
     types.float64[::1],  # gains
     _INTS,  # minutes
@@ -469,23 +452,7 @@ _SIGNATURE = types.int64(
     types.float64[:, ::1],  # lam
     types.float64[::1],  # lw
     types.float64,  # floor
-    _INT,  # days
-    _INT,  # cap_work
-    _INT,  # cap_off
-    _INT,  # max_run
-    _INT,  # min_run
-    _INT,  # min_off
-    _INTS,  # order_start
-    _INTS,  # order
-    _INTS,  # klass
-    _INTS,  # pattern
-    _INTS,  # classes
-    _INTS,  # patterns
-    _INTS,  # allow_start
-    _FLAGS,  # allow
-    _FLAGS,  # weekend
-    _FLAGS,  # same_weekend
-    _FLAGS,  # must_work
+    *dp_kernel.LAYOUT_TYPES,
     _INT,  # most_labels
     types.boolean,  # bound_only
     types.float64[::1],  # root
