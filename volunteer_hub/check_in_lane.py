@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from flask import Flask
-from sqlalchemy import Engine
 from werkzeug.http import HTTP_STATUS_CODES
 
 from volunteer_hub.errors import DatabaseUnavailable, domain_problem
@@ -55,34 +55,44 @@ class CheckInLane:
     def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
-        self._engine: Engine | None = None  # the app's, read on the first check-in
+        self._connections: check_in_fast.Connections | None = None  # on the first check-in
+        self._checked = False
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "POST" and not environ.get("QUERY_STRING"):
             match = _PATH.fullmatch(environ.get("PATH_INFO", ""))
-            engine = self._open() if match is not None else None
-            if match is not None and engine is not None:
-                answered = self._answer(environ, start_response, engine, int(match[1]))
+            connections = self._open() if match is not None else None
+            if match is not None and connections is not None:
+                answered = self._answer(environ, start_response, connections, int(match[1]))
                 if answered is not None:
                     return answered
         return self.wsgi_app(environ, start_response)
 
-    def _open(self) -> Engine | None:
-        """The app's engine when the lane may answer (on, no limit that could apply, on
-        PostgreSQL), else None."""
+    def _open(self) -> check_in_fast.Connections | None:
+        """The fast path's connections when the lane may answer (on, no limit that could
+        apply, on PostgreSQL), else None."""
         config = self.app.config
         if not config.get("ATTENDANCE_FAST_LANE", True) or any(config.get(k) for k in _LIMITS):
             return None
-        if self._engine is None:
+        if not self._checked:
             with self.app.app_context():
-                self._engine = db.engine
-        return self._engine if self._engine.dialect.name == "postgresql" else None
+                engine = db.engine
+            if engine.dialect.name == "postgresql":
+                options = config.get("SQLALCHEMY_ENGINE_OPTIONS", {})
+                recycle = options.get("pool_recycle", -1)
+                self._connections = check_in_fast.Connections(
+                    engine,
+                    size=options.get("pool_size", 5),
+                    recycle=recycle if recycle > 0 else math.inf,
+                )
+            self._checked = True
+        return self._connections
 
     def _answer(
         self,
         environ: WSGIEnvironment,
         start_response: StartResponse,
-        engine: Engine,
+        connections: check_in_fast.Connections,
         assignment_id: int,
     ) -> Iterable[bytes] | None:
         """The answer to a plain check-in, or None (the body put back) for the app."""
@@ -102,7 +112,7 @@ class CheckInLane:
             body=body,
         )
         try:
-            outcome = check_in_fast.check_in(self.app.config, engine, tap)
+            outcome = check_in_fast.check_in(self.app.config, connections, tap)
         except DatabaseUnavailable as exc:
             with self.app.app_context():
                 return domain_problem(exc)(environ, start_response)

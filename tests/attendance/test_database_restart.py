@@ -141,12 +141,13 @@ def test_a_connection_killed_inside_the_fast_check_in_gives_503_then_it_works(
     original = check_in_fast._check_in
     calls: list[int] = []
 
-    def killed_first(conn: Any, **kwargs: Any) -> Any:
-        calls.append(conn.info.backend_pid)
+    def killed_first(cursor: Any, **kwargs: Any) -> Any:
+        pid = cursor.connection.info.backend_pid
+        calls.append(pid)
         if len(calls) == 1:
             with psycopg.connect(_admin_dsn(app), autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
-        return original(conn, **kwargs)
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return original(cursor, **kwargs)
 
     monkeypatch.setattr(check_in_fast, "_check_in", killed_first)
     first = tap(client, headers, assignment, key="in-flight")
