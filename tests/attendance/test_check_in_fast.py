@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from tests.attendance.conftest import POST_LAT, POST_LON, World, tap
 from tests.conftest import Factory
 from volunteer_hub.auth.tokens import revoke_family
+from volunteer_hub.check_in_lane import CheckInLane
 from volunteer_hub.extensions import db
 from volunteer_hub.models import AuditLog, Member, MemberStatus
 from volunteer_hub.models.attendance import Attendance, IdempotencyRecord
@@ -378,3 +382,105 @@ def test_an_unexpected_error_in_the_lane_leaves_the_tap_to_the_app(
     assert len(world.rows(Attendance)) == 1
     if is_postgresql(app):
         assert "check-in lane: handing the request to the app" in caplog.text
+
+
+def _lane_connections(app: Flask) -> check_in_fast.Connections | None:
+    lane = app.wsgi_app
+    assert isinstance(lane, CheckInLane)
+    return lane._open()
+
+
+@pytest.fixture
+def connections(app: Flask) -> Iterator[check_in_fast.Connections | None]:
+    """Two connections of the fast path's own on PostgreSQL (None on SQLite, which has none),
+    closed and unhooked from the engine afterwards."""
+    if not is_postgresql(app):
+        assert _lane_connections(app) is None
+        yield None
+        return
+    with app.app_context():
+        engine = db.engine
+    made = check_in_fast.Connections(engine, size=2, recycle=math.inf)
+    yield made
+    made.close()
+    event.remove(engine, "engine_disposed", made._on_disposed)
+
+
+def test_the_fast_path_lends_at_most_its_size_and_reuses_what_comes_back(
+    connections: check_in_fast.Connections | None,
+) -> None:
+    if connections is None:
+        return
+    first, second = connections.lend(), connections.lend()
+    assert first is not None and second is not None
+    assert connections.lend() is None  # all lent
+    connections.give(second)
+    again = connections.lend()
+    assert again is second and not second.conn.closed  # the same connection, kept open
+    assert again.conn.autocommit
+    connections.give(again)
+    connections.give(first)
+
+
+def test_a_tap_while_every_fast_connection_is_lent_is_answered_by_the_full_path(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    outcomes: list[Any],
+) -> None:
+    held = []
+    lane = _lane_connections(app)
+    if lane is not None:
+        while (one := lane.lend()) is not None:
+            held.append(one)
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    try:
+        response = tap(client, factory.headers(volunteer), assignment, key="k")
+    finally:
+        for one in held:
+            lane.give(one)  # type: ignore[union-attr]
+    assert response.status_code == 201, response.get_json()
+    assert len(world.rows(Attendance)) == 1
+    assert outcomes == ([None] if is_postgresql(app) else [])
+
+
+def test_old_fast_connections_are_replaced(app: Flask) -> None:
+    if not is_postgresql(app):
+        assert _lane_connections(app) is None
+        return
+    with app.app_context():
+        engine = db.engine
+    connections = check_in_fast.Connections(engine, size=1, recycle=0.0)
+    try:
+        first = connections.lend()
+        assert first is not None
+        pid = first.conn.info.backend_pid
+        connections.give(first)
+        second = connections.lend()
+        assert second is not None
+        assert first.conn.closed and second.conn.info.backend_pid != pid
+        connections.give(second)
+    finally:
+        connections.close()
+        event.remove(engine, "engine_disposed", connections._on_disposed)
+
+
+def test_disposing_the_engine_closes_idle_fast_connections_and_lent_ones_on_return(
+    app: Flask, connections: check_in_fast.Connections | None
+) -> None:
+    if connections is None:
+        return
+    lent, idle = connections.lend(), connections.lend()
+    assert lent is not None and idle is not None
+    connections.give(idle)
+    with app.app_context():
+        db.engine.dispose()
+    assert idle.conn.closed and not lent.conn.closed
+    connections.give(lent)
+    assert lent.conn.closed
+    fresh = connections.lend()
+    assert fresh is not None and fresh is not lent and fresh is not idle
+    assert fresh.conn.execute("SELECT 1").fetchone() == (1,)
+    connections.give(fresh)

@@ -40,8 +40,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -131,7 +130,11 @@ FROM ctx
 """
 
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_BEARER = re.compile(r"Bearer ([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+_HEADER = {"alg": "HS256", "typ": "JWT"}
+# Header segments already seen to decode to `_HEADER` (a token issuer writes one or two).
+_HEADS: set[str] = set()
+_MOST_HEADS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,18 +179,19 @@ def _claims(config: Mapping[str, Any], header: str) -> Mapping[str, Any] | None:
         or not secret
     ):
         return None
-    if not header.startswith("Bearer "):
+    match = _BEARER.fullmatch(header)
+    if match is None:
         return None
-    parts = header[7:].split(".")
-    if len(parts) != 3 or not all(_SEGMENT.fullmatch(part) for part in parts):
-        return None
-    head, body, signature = parts
+    head, body, signature = match.groups()
     try:
         expected = hmac.digest(secret.encode(), f"{head}.{body}".encode("ascii"), "sha256")
         if not hmac.compare_digest(expected, _segment(signature)):
             return None
-        if json.loads(_segment(head)) != {"alg": "HS256", "typ": "JWT"}:
-            return None
+        if head not in _HEADS:
+            if json.loads(_segment(head)) != _HEADER:
+                return None
+            if len(_HEADS) < _MOST_HEADS:
+                _HEADS.add(head)
         claims = json.loads(_segment(body))
     except (ValueError, binascii.Error, UnicodeError):
         return None
@@ -264,7 +268,7 @@ class Connections:
     """The fast path's connections: at most `size` at once, each in autocommit mode with its
     cursor, made by the engine (its URL and connect arguments) but kept outside its pool.
 
-    `take` lends one, or None when all are lent (the caller then runs the full path, whose
+    `lend` lends one, or None when all are lent (the caller then runs the full path, whose
     pool queues). Connections older than `recycle` seconds are replaced, as the pool recycles
     its own; when one breaks, or the engine is disposed, every connection made before is
     closed (the idle ones at once, the lent ones when returned), as the pool invalidates
@@ -292,28 +296,30 @@ class Connections:
                 break
             held.conn.close()
 
-    @contextmanager
-    def take(self) -> Iterator[_Held | None]:
+    def lend(self) -> _Held | None:
+        """A connection for one statement, or None when all are lent; `give` it back."""
         if not self._slots.acquire(blocking=False):
-            yield None
-            return
-        held: _Held | None = None
+            return None
         try:
-            held = self._lend()
-            yield held
-        except psycopg.Error as exc:
-            if held is not None and (held.conn.broken or held.conn.closed):
-                held.conn.close()
-                held = None
-                # As SQLAlchemy does on a disconnect: the other connections are from before
-                # the restart too, so renew them all rather than fail on each of them.
-                self.engine.dispose()
-                raise DatabaseUnavailable() from exc
-            raise
-        finally:
-            if held is not None:
-                self._return(held)
+            return self._lend()
+        except BaseException:
             self._slots.release()
+            raise
+
+    def give(self, held: _Held) -> None:
+        try:
+            self._return(held)
+        finally:
+            self._slots.release()
+
+    def lost(self, held: _Held) -> bool:
+        """Whether `held`'s connection has died. If it has, as SQLAlchemy does on a
+        disconnect, the engine is disposed and every connection made before is renewed: they
+        are from before the restart too, so renew them rather than fail on each of them."""
+        if not (held.conn.broken or held.conn.closed):
+            return False
+        self.engine.dispose()  # and so `close`: `give` then closes this one
+        return True
 
     def _lend(self) -> _Held:
         while self._idle:
@@ -338,12 +344,14 @@ class Connections:
         conn = held.conn
         if (
             held.generation == self._generation
-            and not conn.closed
-            and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            and conn.pgconn.transaction_status == _IDLE  # BAD when closed
         ):
             self._idle.append(held)
         else:
             conn.close()
+
+
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 @dataclass(slots=True)
@@ -377,20 +385,20 @@ def check_in(
     if fix is None:
         return None
     family = claims.get("fam")
+    held = connections.lend()
+    if held is None:
+        return None  # all lent: the full path queues for the engine's pool
     try:
-        with connections.take() as held:
-            if held is None:
-                return None  # all lent: the full path queues for the engine's pool
-            return _check_in(
-                held.cursor,
-                config=config,
-                member_id=member_id,
-                token_version=claims.get("tv"),
-                family=family if isinstance(family, str) else None,
-                assignment_id=tap.assignment_id,
-                key=key,
-                fix=fix,
-            )
+        return _check_in(
+            held.cursor,
+            config=config,
+            member_id=member_id,
+            token_version=claims.get("tv"),
+            family=family if isinstance(family, str) else None,
+            assignment_id=tap.assignment_id,
+            key=key,
+            fix=fix,
+        )
     except psycopg.IntegrityError:
         return None  # lost a race to a concurrent tap: the full path replays the winner
     except psycopg.DataError:
@@ -398,6 +406,12 @@ def check_in(
         # carry one): the full path judges the request and refuses it in its own words.
         log.warning("check-in fast path: value refused by the database", exc_info=True)
         return None
+    except psycopg.Error as exc:
+        if connections.lost(held):
+            raise DatabaseUnavailable() from exc
+        raise
+    finally:
+        connections.give(held)
 
 
 def _check_in(
