@@ -532,3 +532,48 @@ def test_swap_pushes_wait_for_the_end_of_quiet_hours_the_inbox_shows_them_at_onc
             )
         ).all()
     assert shown and all(moment < ends for moment in shown)
+
+
+def test_declined_cancelled_and_refused_swap_pushes_wait_for_the_end_of_quiet_hours(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", quiet_window_around_now())
+    quiet = QuietHours.from_config(app.config)
+    assert quiet is not None
+    ends = quiet.ends_after(datetime.now(UTC))
+    a, b, c = world.volunteers[:3]
+    roster = _published(client, factory, world, {"s1": a, "s2": b})
+    after = max_outbox_id(app)
+    first = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    declined = client.post(
+        f"/api/v1/swap-requests/{first['id']}/decline", headers=factory.headers(c)
+    )
+    assert declined.status_code == 200, declined.get_json()
+    second = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    cancelled = client.post(
+        f"/api/v1/swap-requests/{second['id']}/cancel", headers=factory.headers(a)
+    )
+    assert cancelled.status_code == 200, cancelled.get_json()
+    # Refused at the answer: B's shift is taken away before B accepts.
+    third = _propose(
+        client, factory, a, roster.assignments["s1"], assignment=roster.assignments["s2"]
+    ).get_json()
+    headers = world.coordinator_headers(factory)
+    removed = client.post(
+        f"/api/v1/plans/{roster.plan}/assignments/{roster.assignments['s2']}/remove",
+        json={"reason": "病假"},
+        headers=headers,
+    )
+    assert removed.status_code == 200, removed.get_json()
+    assert client.post(f"/api/v1/plans/{roster.plan}/publish", headers=headers).status_code == 200
+    mark = max_outbox_id(app)
+    refused = client.post(f"/api/v1/swap-requests/{third['id']}/accept", headers=factory.headers(b))
+    assert refused.status_code == 409, refused.get_json()
+    decided = [row for row in outbox_rows(app, after) if row["kind"] == "swap_decided"]
+    assert sorted(row["recipient"] for row in decided) == sorted([a, c, a, b])
+    assert len([row for row in outbox_rows(app, mark) if row["kind"] == "swap_decided"]) == 2
+    assert all(row["deliver_after"] == ends for row in decided), decided

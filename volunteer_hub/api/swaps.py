@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
 
@@ -20,6 +21,7 @@ from volunteer_hub.schemas.plans import (
     SwapRequestSchema,
 )
 from volunteer_hub.services import swaps
+from volunteer_hub.services.quiet_hours import QuietHours
 
 blp = Blueprint("swaps", __name__, description="Shift swaps between volunteers")
 
@@ -86,7 +88,13 @@ class DeclineSwap(MethodView):
     @blp.doc(security=BEARER)
     def post(self, args: dict[str, Any], swap_id: int) -> SwapRequest:
         """Say no to a swap request, optionally with a reason."""
-        return swaps.decline(db.session(), current_actor(), swap_id, args["reason"])
+        return swaps.decline(
+            db.session(),
+            current_actor(),
+            swap_id,
+            args["reason"],
+            QuietHours.from_config(current_app.config),
+        )
 
 
 @blp.route(f"/swap-requests/<{ID}:swap_id>/cancel")
@@ -96,4 +104,6 @@ class CancelSwap(MethodView):
     @blp.doc(security=BEARER)
     def post(self, swap_id: int) -> SwapRequest:
         """Withdraw a swap request the caller made."""
-        return swaps.cancel(db.session(), current_actor(), swap_id)
+        return swaps.cancel(
+            db.session(), current_actor(), swap_id, QuietHours.from_config(current_app.config)
+        )

@@ -266,7 +266,7 @@ def _push_decision(
     swap: SwapRequest,
     recipients: Mapping[int, str],
     extra: list[BulkPush],
-    quiet: QuietHours | None = None,
+    quiet: QuietHours | None,
 ) -> None:
     """`swap_decided` to each recipient with their own detail line (held for quiet hours
     like any push about a shift), plus `extra` pushes."""
@@ -424,7 +424,11 @@ def _answerable(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
 
 
 def _refuse(
-    session: Session, swap: SwapRequest, reason: str, violations: list[dict[str, Any]] | None
+    session: Session,
+    swap: SwapRequest,
+    reason: str,
+    violations: list[dict[str, Any]] | None,
+    quiet: QuietHours | None,
 ) -> NoReturn:
     """Record that a swap both agreed to cannot be made, tell both, commit, then raise.
 
@@ -444,7 +448,7 @@ def _refuse(
         reason=reason,
     )
     detail = "未能生效：班次已变动、临近开始或违反排班规则，请联系协调员。"
-    _push_decision(session, swap, {swap.requester_id: detail, swap.target_id: detail}, [])
+    _push_decision(session, swap, {swap.requester_id: detail, swap.target_id: detail}, [], quiet)
     session.commit()
     raise Conflict(
         f"The swap cannot be made: {reason}",
@@ -486,13 +490,20 @@ def accept(session: Session, actor: Actor, swap_id: int, rules: VolunteerRules) 
         or given.member_id != swap.requester_id
         or (taken is not None and taken.member_id != swap.target_id)
     ):
-        _refuse(session, swap, "one of the shifts was changed or cancelled meanwhile.", None)
+        changed = "one of the shifts was changed or cancelled meanwhile."
+        _refuse(session, swap, changed, None, rules.quiet)
     late = _cutoff_problem(parts, rules, now)
     if late:
-        _refuse(session, swap, late, None)
+        _refuse(session, swap, late, None, rules.quiet)
     violations = _violations(session, plan, given, swap.target_id, taken, rules)
     if violations:
-        _refuse(session, swap, f"it would break hard rules: {_describe(violations)}.", violations)
+        _refuse(
+            session,
+            swap,
+            f"it would break hard rules: {_describe(violations)}.",
+            violations,
+            rules.quiet,
+        )
     try:
         _make(session, swap, given, taken, rules, now)
     except IntegrityError:
@@ -613,7 +624,13 @@ def _close_others(
         )
 
 
-def decline(session: Session, actor: Actor, swap_id: int, reason: str | None) -> SwapRequest:
+def decline(
+    session: Session,
+    actor: Actor,
+    swap_id: int,
+    reason: str | None,
+    quiet: QuietHours | None,
+) -> SwapRequest:
     """The asked volunteer says no; declining twice is harmless.
 
     :raise NotFound: not a party. :raise Forbidden: the requester.
@@ -639,12 +656,12 @@ def decline(session: Session, actor: Actor, swap_id: int, reason: str | None) ->
         reason=swap.refusal,
     )
     detail = f"{swap.target.name}没有同意。" + (f"理由：{swap.refusal}" if swap.refusal else "")
-    _push_decision(session, swap, {swap.requester_id: detail}, [])
+    _push_decision(session, swap, {swap.requester_id: detail}, [], quiet)
     session.commit()
     return get_swap(session, actor, swap.id)
 
 
-def cancel(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
+def cancel(session: Session, actor: Actor, swap_id: int, quiet: QuietHours | None) -> SwapRequest:
     """The requester withdraws a pending request; cancelling twice is harmless.
 
     :raise NotFound: not a party. :raise Forbidden: the asked volunteer (who declines).
@@ -671,6 +688,6 @@ def cancel(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
         before={"status": "pending"},
         after={"status": "cancelled"},
     )
-    _push_decision(session, swap, {swap.target_id: f"{swap.requester.name}撤回了请求。"}, [])
+    _push_decision(session, swap, {swap.target_id: f"{swap.requester.name}撤回了请求。"}, [], quiet)
     session.commit()
     return get_swap(session, actor, swap.id)
