@@ -24,6 +24,7 @@ import io
 import logging
 import math
 import re
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,7 @@ class CheckInLane:
         self.wsgi_app = wsgi_app
         self._connections: check_in_fast.Connections | None = None  # on the first check-in
         self._checked = False
+        self._opening = threading.Lock()  # the first check-ins may arrive together
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "POST" and not environ.get("QUERY_STRING"):
@@ -75,18 +77,22 @@ class CheckInLane:
         if not config.get("ATTENDANCE_FAST_LANE", True) or any(config.get(k) for k in _LIMITS):
             return None
         if not self._checked:
-            with self.app.app_context():
-                engine = db.engine
-            if engine.dialect.name == "postgresql":
-                options = config.get("SQLALCHEMY_ENGINE_OPTIONS", {})
-                recycle = options.get("pool_recycle", -1)
-                self._connections = check_in_fast.Connections(
-                    engine,
-                    size=options.get("pool_size", 5),
-                    recycle=recycle if recycle > 0 else math.inf,
-                )
-            self._checked = True
+            with self._opening:
+                if not self._checked:
+                    self._connections = self._connections_of_app()
+                    self._checked = True
         return self._connections
+
+    def _connections_of_app(self) -> check_in_fast.Connections | None:
+        with self.app.app_context():
+            engine = db.engine
+        if engine.dialect.name != "postgresql":
+            return None
+        options = self.app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})
+        recycle = options.get("pool_recycle", -1)
+        return check_in_fast.Connections(
+            engine, size=options.get("pool_size", 5), recycle=recycle if recycle > 0 else math.inf
+        )
 
     def _answer(
         self,

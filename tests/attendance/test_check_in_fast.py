@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import math
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -484,3 +486,38 @@ def test_disposing_the_engine_closes_idle_fast_connections_and_lent_ones_on_retu
     assert fresh is not None and fresh is not lent and fresh is not idle
     assert fresh.conn.execute("SELECT 1").fetchone() == (1,)
     connections.give(fresh)
+
+
+def test_check_ins_arriving_together_first_share_one_set_of_fast_connections(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lane = CheckInLane(app, app.wsgi_app)
+    start = threading.Barrier(8)
+    seen: list[check_in_fast.Connections | None] = []
+    made_times: list[float] = []
+    making = lane._connections_of_app
+
+    def slow_making() -> check_in_fast.Connections | None:
+        made_times.append(time.monotonic())
+        time.sleep(0.05)  # long enough for every other first tap to arrive meanwhile
+        return making()
+
+    monkeypatch.setattr(lane, "_connections_of_app", slow_making)
+
+    def first_tap() -> None:
+        start.wait()
+        seen.append(lane._open())
+
+    threads = [threading.Thread(target=first_tap) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(seen) == 8 and len(made_times) == 1
+    made = seen[0]
+    assert all(one is made for one in seen)
+    assert (made is not None) == is_postgresql(app)
+    if made is not None:
+        made.close()
+        with app.app_context():
+            event.remove(db.engine, "engine_disposed", made._on_disposed)
