@@ -498,6 +498,16 @@ def test_two_answers_at_once_swap_the_shared_shift_only_once(
     assert lost["status"] == "refused"
 
 
+def _quiet_now(app: Flask, monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Configure quiet hours around now; when they end."""
+    monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", quiet_window_around_now())
+    quiet = QuietHours.from_config(app.config)
+    assert quiet is not None
+    ends = quiet.ends_after(datetime.now(UTC))
+    assert ends is not None
+    return ends
+
+
 def test_swap_pushes_wait_for_the_end_of_quiet_hours_the_inbox_shows_them_at_once(
     app: Flask,
     client: FlaskClient,
@@ -506,10 +516,7 @@ def test_swap_pushes_wait_for_the_end_of_quiet_hours_the_inbox_shows_them_at_onc
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Quiet hours around now; the shift is days away.
-    monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", quiet_window_around_now())
-    quiet = QuietHours.from_config(app.config)
-    assert quiet is not None
-    ends = quiet.ends_after(datetime.now(UTC))
+    ends = _quiet_now(app, monkeypatch)
     a, c = world.volunteers[0], world.volunteers[2]
     roster = _published(client, factory, world, {"s1": a})
     after = max_outbox_id(app)
@@ -541,10 +548,7 @@ def test_declined_cancelled_and_refused_swap_pushes_wait_for_the_end_of_quiet_ho
     world: World,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", quiet_window_around_now())
-    quiet = QuietHours.from_config(app.config)
-    assert quiet is not None
-    ends = quiet.ends_after(datetime.now(UTC))
+    ends = _quiet_now(app, monkeypatch)
     a, b, c = world.volunteers[:3]
     roster = _published(client, factory, world, {"s1": a, "s2": b})
     after = max_outbox_id(app)

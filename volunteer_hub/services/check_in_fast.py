@@ -2,7 +2,7 @@
 
 Most check-ins are the plain case: a valid token, a well-formed body, the volunteer's own
 published or accepted assignment, inside the window and the geofence, a fresh key. For that
-case this module sends one statement (`_TAP`) on a pooled connection in autocommit mode. It
+case this module sends one statement (`_TAP`) on a connection in autocommit mode. It
 reads the caller (status, token version, whether the token's family was revoked), the
 assignment with its post, any attendance and any stored response for the Idempotency-Key;
 decides the plain case in SQL (the same comparisons as `services.attendance`, the geofence
@@ -289,11 +289,7 @@ class Connections:
     def close(self) -> None:
         """Close every idle connection; lent ones are closed when they come back."""
         self._generation += 1
-        while self._idle:
-            try:
-                held = self._idle.pop()
-            except IndexError:
-                break
+        while (held := self._pop_idle()) is not None:
             held.conn.close()
 
     def lend(self) -> _Held | None:
@@ -321,12 +317,14 @@ class Connections:
         self.engine.dispose()  # and so `close`: `give` then closes this one
         return True
 
+    def _pop_idle(self) -> _Held | None:
+        try:
+            return self._idle.pop()  # atomic: other threads lend and give meanwhile
+        except IndexError:
+            return None
+
     def _lend(self) -> _Held:
-        while self._idle:
-            try:
-                held = self._idle.pop()
-            except IndexError:
-                break
+        while (held := self._pop_idle()) is not None:
             if held.generation == self._generation and time.monotonic() < held.until:
                 return held
             held.conn.close()
@@ -344,7 +342,7 @@ class Connections:
         conn = held.conn
         if (
             held.generation == self._generation
-            and conn.pgconn.transaction_status == _IDLE  # BAD when closed
+            and conn.pgconn.transaction_status == _IDLE  # UNKNOWN once closed or broken
         ):
             self._idle.append(held)
         else:
