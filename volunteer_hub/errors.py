@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, json
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -182,7 +183,7 @@ def _disconnect(exc: BaseException) -> bool:
     if isinstance(exc, DisconnectionError):
         return True
     if not isinstance(exc, DBAPIError):
-        return False
+        return _driver_disconnect(exc)
     if exc.connection_invalidated:
         return True
     sqlstate = getattr(exc.orig, "sqlstate", None)
@@ -191,6 +192,17 @@ def _disconnect(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError):
         return type(exc.orig).__module__.split(".")[0] == "psycopg"
     return False
+
+
+def _driver_disconnect(exc: BaseException) -> bool:
+    """psycopg's own error, not wrapped by SQLAlchemy (a raw connection's, as the check-in fast
+    path's): a connection-class SQLSTATE, or an OperationalError/InterfaceError without one
+    (connection refused, closed, the server starting up)."""
+    if not isinstance(exc, psycopg.Error):
+        return False
+    if isinstance(exc.sqlstate, str):
+        return exc.sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def _discard_session() -> None:

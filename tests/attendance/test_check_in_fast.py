@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
+from sqlalchemy import create_engine, event
 
 from tests.attendance.conftest import POST_LAT, POST_LON, World, tap
 from tests.conftest import Factory
 from volunteer_hub.auth.tokens import revoke_family
 from volunteer_hub.check_in_lane import CheckInLane
+from volunteer_hub.errors import DATABASE_RETRY_AFTER_S
 from volunteer_hub.extensions import db
 from volunteer_hub.models import AuditLog, Member, MemberStatus
 from volunteer_hub.models.attendance import Attendance, IdempotencyRecord
@@ -521,3 +522,33 @@ def test_check_ins_arriving_together_first_share_one_set_of_fast_connections(
         made.close()
         with app.app_context():
             event.remove(db.engine, "engine_disposed", made._on_disposed)
+
+
+def test_a_tap_when_no_connection_can_be_made_is_a_503_to_send_again(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database is down (nothing listens where the fast path connects): the lane answers
+    503 with Retry-After itself, as the full path would, without logging a failure."""
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    if not is_postgresql(app):
+        assert _lane_connections(app) is None
+        return
+    down = create_engine("postgresql+psycopg://postgres@127.0.0.1:9/hub")
+    lane = app.wsgi_app
+    monkeypatch.setattr(lane, "_checked", True)
+    monkeypatch.setattr(lane, "_connections", check_in_fast.Connections(down, 2, math.inf))
+    try:
+        response = tap(client, factory.headers(volunteer), assignment, key="k")
+    finally:
+        down.dispose()
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.headers["Retry-After"] == str(DATABASE_RETRY_AFTER_S)
+    assert response.mimetype == "application/problem+json"
+    assert "handing the request to the app" not in caplog.text
+    assert world.rows(Attendance) == []

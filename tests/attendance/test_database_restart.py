@@ -187,6 +187,12 @@ class _Driver(Exception):
             True,
         ),
         (ValueError("not a database error"), False),
+        # psycopg's own, from a raw connection (the check-in fast path's): unwrapped.
+        (psycopg.OperationalError("connection refused"), True),
+        (psycopg.InterfaceError("the connection is closed"), True),
+        (psycopg.errors.AdminShutdown("terminating connection"), True),
+        (psycopg.errors.UniqueViolation("duplicate key"), False),
+        (psycopg.DataError("invalid input"), False),
     ],
 )
 def test_which_database_errors_mean_unavailable(error: Exception, unavailable: bool) -> None:

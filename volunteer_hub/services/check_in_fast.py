@@ -50,7 +50,7 @@ from marshmallow import ValidationError
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine, event
 
-from volunteer_hub.errors import DatabaseUnavailable, DomainError
+from volunteer_hub.errors import DatabaseUnavailable, DomainError, database_unavailable
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.schemas.attendance import FixArgs
 from volunteer_hub.schemas.common import MAX_ID
@@ -367,7 +367,8 @@ def check_in(
 
     :param config: the app's configuration (JWT settings and the attendance rules).
     :param connections: the fast path's connections to the app's PostgreSQL database.
-    :raise DatabaseUnavailable: the connection died (the connections are renewed).
+    :raise DatabaseUnavailable: the connection died (the connections are renewed), or none
+        could be made.
     """
     if tap.assignment_id > MAX_ID:
         return None
@@ -383,7 +384,12 @@ def check_in(
     if fix is None:
         return None
     family = claims.get("fam")
-    held = connections.lend()
+    try:
+        held = connections.lend()
+    except Exception as exc:
+        if database_unavailable(exc):  # no connection can be made: restarting, failing over
+            raise DatabaseUnavailable() from exc
+        raise
     if held is None:
         return None  # all lent: the full path queues for the engine's pool
     try:
