@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -393,6 +394,24 @@ def _lane_connections(app: Flask) -> check_in_fast.Connections | None:
     return lane._open()
 
 
+def _retire(made: check_in_fast.Connections) -> None:
+    """Close a test's own connections and unhook them from the engine they listen to."""
+    made.close()
+    event.remove(made.engine, "engine_disposed", made._on_disposed)
+
+
+@contextmanager
+def _own_connections(app: Flask, size: int, recycle: float) -> Iterator[check_in_fast.Connections]:
+    """Connections of the fast path's kind on the app's engine, retired afterwards."""
+    with app.app_context():
+        engine = db.engine
+    made = check_in_fast.Connections(engine, size=size, recycle=recycle)
+    try:
+        yield made
+    finally:
+        _retire(made)
+
+
 @pytest.fixture
 def connections(app: Flask) -> Iterator[check_in_fast.Connections | None]:
     """Two connections of the fast path's own on PostgreSQL (None on SQLite, which has none),
@@ -401,12 +420,8 @@ def connections(app: Flask) -> Iterator[check_in_fast.Connections | None]:
         assert _lane_connections(app) is None
         yield None
         return
-    with app.app_context():
-        engine = db.engine
-    made = check_in_fast.Connections(engine, size=2, recycle=math.inf)
-    yield made
-    made.close()
-    event.remove(engine, "engine_disposed", made._on_disposed)
+    with _own_connections(app, size=2, recycle=math.inf) as made:
+        yield made
 
 
 def test_the_fast_path_lends_at_most_its_size_and_reuses_what_comes_back(
@@ -453,10 +468,7 @@ def test_old_fast_connections_are_replaced(app: Flask) -> None:
     if not is_postgresql(app):
         assert _lane_connections(app) is None
         return
-    with app.app_context():
-        engine = db.engine
-    connections = check_in_fast.Connections(engine, size=1, recycle=0.0)
-    try:
+    with _own_connections(app, size=1, recycle=0.0) as connections:
         first = connections.lend()
         assert first is not None
         pid = first.conn.info.backend_pid
@@ -465,9 +477,6 @@ def test_old_fast_connections_are_replaced(app: Flask) -> None:
         assert second is not None
         assert first.conn.closed and second.conn.info.backend_pid != pid
         connections.give(second)
-    finally:
-        connections.close()
-        event.remove(engine, "engine_disposed", connections._on_disposed)
 
 
 def test_disposing_the_engine_closes_idle_fast_connections_and_lent_ones_on_return(
@@ -519,9 +528,7 @@ def test_check_ins_arriving_together_first_share_one_set_of_fast_connections(
     assert all(one is made for one in seen)
     assert (made is not None) == is_postgresql(app)
     if made is not None:
-        made.close()
-        with app.app_context():
-            event.remove(db.engine, "engine_disposed", made._on_disposed)
+        _retire(made)
 
 
 def test_a_tap_when_no_connection_can_be_made_is_a_503_to_send_again(
