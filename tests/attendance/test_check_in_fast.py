@@ -104,6 +104,41 @@ def test_an_offline_tap_replays_with_its_key(
     assert other.status_code == 422
 
 
+def test_times_are_shown_in_the_configured_zone(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    outcomes: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lane answers outside any app context; its times still follow HUB_TIMEZONE, as the
+    full path's do, in the answer, its replay and the stored response."""
+    monkeypatch.setitem(app.config, "HUB_TIMEZONE", "Asia/Urumqi")  # UTC+6, not the default
+    volunteer = factory.create_member()
+    assignment = world.assignment(volunteer, post_id=world.post())
+    headers = factory.headers(volunteer)
+    when = (utcnow() - timedelta(minutes=7)).isoformat()
+    first = tap(client, headers, assignment, key="zone", client_time=when)
+    assert first.status_code == 201, first.get_json()
+    again = tap(client, headers, assignment, key="zone", client_time=when)
+    assert (again.status_code, again.get_json()) == (200, first.get_json())
+    if is_postgresql(app):
+        assert [o.status for o in outcomes] == [201, 200]
+    body = first.get_json()
+    assert body["check_in_at"].endswith("+06:00")
+    assert body["check_in"]["client_time"].endswith("+06:00")
+
+    def stored(session: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        att = session.query(Attendance).one()
+        record = session.query(IdempotencyRecord).one()
+        return attendance.attendance_view(att), dict(record.response)
+
+    view, response = world.read(stored)
+    assert view == body
+    assert response == body
+
+
 def _set(app: Flask, member_id: int, **values: Any) -> None:
     with app.app_context():
         member = db.session.get_one(Member, member_id)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
@@ -111,9 +112,10 @@ def _local(moment: datetime) -> str:
     return moment.astimezone(hours.federation_tz()).strftime("%Y-%m-%d %H:%M")
 
 
-def iso(moment: datetime | None) -> str | None:
-    """A moment as the API shows it: ISO 8601 in the federation's zone."""
-    return moment.astimezone(hours.federation_tz()).isoformat() if moment else None
+def iso(moment: datetime | None, zone: ZoneInfo | None = None) -> str | None:
+    """A moment as the API shows it: ISO 8601 in the federation's zone (`zone` when given,
+    else the active app's)."""
+    return moment.astimezone(zone or hours.federation_tz()).isoformat() if moment else None
 
 
 _iso = iso

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from marshmallow import ValidationError
@@ -54,7 +55,7 @@ from volunteer_hub.errors import DatabaseUnavailable, DomainError, database_unav
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.schemas.attendance import FixArgs
 from volunteer_hub.schemas.common import MAX_ID
-from volunteer_hub.services import attendance, idempotency
+from volunteer_hub.services import attendance, hours, idempotency
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +440,7 @@ def _check_in(
         return None
     endpoint = f"check-in:{assignment_id}"
     fingerprint = idempotency.request_hash(endpoint, fix.payload())
-    body = _view(assignment_id, member_id, at, fix, late)
+    body = _view(assignment_id, member_id, at, fix, late, hours.zone_of(config))
     row = cursor.execute(
         _TAP,
         {
@@ -478,21 +479,27 @@ def _check_in(
 
 
 def _view(
-    assignment_id: int, member_id: int, at: datetime, fix: attendance.Fix, late: bool
+    assignment_id: int,
+    member_id: int,
+    at: datetime,
+    fix: attendance.Fix,
+    late: bool,
+    zone: ZoneInfo,
 ) -> dict[str, Any]:
-    """`attendance.attendance_view` of the attendance about to be inserted (id set later)."""
+    """`attendance.attendance_view` of the attendance about to be inserted (id set later); no
+    app context is active here, so the federation's zone is given."""
     return {
         "id": None,
         "assignment": assignment_id,
         "member": member_id,
         "status": "open",
-        "check_in_at": attendance.iso(at),
+        "check_in_at": attendance.iso(at, zone),
         "check_out_at": None,
         "check_in": {
             "lat": fix.lat,
             "lon": fix.lon,
             "accuracy_m": fix.accuracy_m,
-            "client_time": attendance.iso(fix.client_time),
+            "client_time": attendance.iso(fix.client_time, zone),
         },
         "check_out": None,
         "synced_late": late,

@@ -17,7 +17,9 @@ read (`services.hours_rollup`) exact in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
@@ -36,8 +38,13 @@ MAX_ENTRY_MINUTES = 7 * 24 * 60
 
 def federation_tz() -> ZoneInfo:
     """The zone in which days and months are counted (HUB_TIMEZONE when an app is active)."""
-    name = current_app.config.get("HUB_TIMEZONE", DEFAULT_TZ) if has_app_context() else None
-    return ZoneInfo(name or DEFAULT_TZ)
+    return zone_of(current_app.config if has_app_context() else {})
+
+
+def zone_of(config: Mapping[str, Any]) -> ZoneInfo:
+    """The federation's zone as `config` sets it (HUB_TIMEZONE), for code that runs outside
+    an app context."""
+    return ZoneInfo(config.get("HUB_TIMEZONE") or DEFAULT_TZ)
 
 
 def local_day(moment: datetime) -> date:
