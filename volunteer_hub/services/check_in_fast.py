@@ -334,6 +334,11 @@ class Connections:
         fairy.detach()
         try:
             conn.autocommit = True
+            # `_TAP` reads only by key. Its plan is cached on the connection, made once from
+            # the statistics of the moment: made when the idempotency records were few (a new
+            # database, a purge after a quiet spell), it scanned them whole, a scan that grew
+            # with every tap until the next ANALYZE. A sequential scan is never right here.
+            conn.execute("SET enable_seqscan = off")
             return _Held(conn, conn.cursor(), self._generation, time.monotonic() + self.recycle)
         except BaseException:
             conn.close()
