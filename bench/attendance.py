@@ -10,7 +10,9 @@
     CPU from the server; both endpoints pay that alike.
     The machine is shared (a virtual machine whose neighbours take CPU at random), so one run
     says little: `--repeat` pairs of runs (/health, then check-in) alternate, and the median
-    pair's ratio and the median check-in p99 are the headline, every pair printed.
+    pair's ratio and the median check-in p99 are the headline, every pair printed. Each pair
+    starts from a database at rest (vacuumed, analysed, checkpointed), its check-ins on fresh
+    assignments of the same members.
     Then, reported separately (not instead): the same clients offering a fixed rate together
     (`--rate`, open loop), latency counted from when each request was due.
 (b) 1,000,000 hours-ledger entries for a year of the demo federation (COPY; the rollups are
@@ -51,7 +53,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from flask import Flask
 from flask_jwt_extended import create_access_token
-from sqlalchemy import make_url, select
+from sqlalchemy import make_url, select, update
 
 from bench.common import format_table, log, write_results
 from volunteer_hub.app import create_app
@@ -555,30 +557,18 @@ def _pair(
     }
 
 
-def run_http(
-    app: Flask,
-    url: str,
-    clients: int,
-    count: int,
-    secret: str,
-    rate: float,
-    at_rate: int,
-    threads: int,
-    repeat: int,
-) -> dict[str, Any]:
-    """`repeat` pairs of closed-loop runs (/health, then check-in), then the paced runs. The
-    pairs alternate so that a slow spell of the shared machine falls on both endpoints alike,
-    and the headline is the median pair (by ratio) with the median p99 beside it."""
-    # Every check-in needs an assignment of its own: the closed-loop ones, then the paced ones.
-    everything = make_assignments(app, count * repeat + at_rate)
-    paced = everything[count * repeat :]
-    log(f"attendance: {len(everything)} assignments in progress; starting gunicorn")
+def _gunicorn(
+    url: str, secret: str, threads: int, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The production command (README) on a free port, reaching PostgreSQL at `url`, with `env`
+    added to its environment; warmed."""
     port = _free_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "JWT_SECRET_KEY": secret,
         "LOG_LEVEL": "WARNING",
+        **env,
     }
     server = subprocess.Popen(
         [
@@ -600,69 +590,157 @@ def run_http(
         cwd=ROOT,
         env=env,
     )
-    pairs: list[dict[str, Any]] = []
-    try:
-        for _ in range(100):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        # Warm both workers (imports, pools) before measuring.
-        warm = [_HEALTH] * 200
-        _load(port, 10, warm, 30)
-        for r in range(repeat):
-            mine = everything[r * count : (r + 1) * count]
-            label = f"pair {r + 1}/{repeat}: " if repeat > 1 else ""
-            pairs.append(_pair(port, server, clients, count, mine, label))
-        paced_result: dict[str, Any] = {}
-        if at_rate:
-            log(f"attendance: {clients} clients offering {rate:g} req/s: health, then check-in")
-            ph_lat, ph_fail, ph_wall = _load_at_rate(port, clients, [_HEALTH] * at_rate, rate)
-            pc_lat, pc_fail, pc_wall = _load_at_rate(port, clients, _check_ins(paced), rate)
-            paced_result = {
-                "offered_rps": rate,
-                "health": {
-                    **_stats(ph_lat),
-                    "failures": ph_fail,
-                    "rps": round(len(ph_lat) / ph_wall, 1),
-                },
-                "check_in": {
-                    **_stats(pc_lat),
-                    "failures": pc_fail,
-                    "rps": round(len(pc_lat) / pc_wall, 1),
-                },
-            }
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.2)
+    # Warm both workers (imports, pools) before measuring.
+    _load(port, 10, [_HEALTH] * 200, 30)
+    return server, port
+
+
+def _stored(app: Flask, sent: list[int]) -> int:
     with app.app_context():
         from volunteer_hub.models.attendance import Attendance
 
         # The bench's own check-ins only: the demo seed has weeks of attendance before them.
-        sent = [assignment_id for assignment_id, _, _ in everything]
         stored = db.session.query(Attendance).filter(Attendance.assignment_id.in_(sent)).count()
         db.session.remove()
+    return int(stored)
+
+
+def run_http(
+    app: Flask,
+    url: str,
+    variants: dict[str, dict[str, str]],
+    clients: int,
+    count: int,
+    secret: str,
+    rate: float,
+    at_rate: int,
+    threads: int,
+    repeat: int,
+) -> dict[str, dict[str, Any]]:
+    """For each variant (a name and what it adds to gunicorn's environment; the bench runs
+    one, an experiment may compare several), `repeat` pairs of closed-loop runs (/health,
+    then check-in), then the paced runs.
+
+    The pairs alternate /health and check-in so that a slow spell of the shared machine falls
+    on both endpoints alike; the headline of each variant is its median pair (by ratio) with
+    the median p99 beside it. One gunicorn per variant runs throughout (an idle one costs
+    nothing), and each round runs every variant's pair, the order turned each round, so a
+    comparison is not the machine's drift. Every check-in needs an assignment of its own:
+    each round gives the same members fresh ones and retires them after (`retire`), and
+    starts from a database at rest (`settle`)."""
+    servers = {name: _gunicorn(url, secret, threads, env) for name, env in variants.items()}
+    pairs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    paced_result: dict[str, dict[str, Any]] = {name: {} for name in variants}
+    sent = {name: 0 for name in variants}
+    stored = {name: 0 for name in variants}
+    try:
+        for r in range(repeat):
+            turn = r % len(variants)
+            order = list(variants)[turn:] + list(variants)[:turn]
+            everything = make_assignments(app, count * len(order))
+            settle(app)
+            for number, name in enumerate(order):
+                server, port = servers[name]
+                mine = everything[number * count : (number + 1) * count]
+                label = (
+                    f"{name} pair {r + 1}/{repeat}: "
+                    if len(variants) > 1
+                    else f"pair {r + 1}/{repeat}: "
+                )
+                pairs[name].append(_pair(port, server, clients, count, mine, label))
+                sent[name] += len(mine)
+                stored[name] += _stored(app, [assignment_id for assignment_id, _, _ in mine])
+            retire(app, everything)
+        if at_rate:
+            for name, (_server, port) in servers.items():
+                paced = make_assignments(app, at_rate)
+                log(
+                    f"attendance: {name}: {clients} clients offering {rate:g} req/s: "
+                    "health, then check-in"
+                )
+                ph_lat, ph_fail, ph_wall = _load_at_rate(port, clients, [_HEALTH] * at_rate, rate)
+                pc_lat, pc_fail, pc_wall = _load_at_rate(port, clients, _check_ins(paced), rate)
+                paced_result[name] = {
+                    "offered_rps": rate,
+                    "health": {
+                        **_stats(ph_lat),
+                        "failures": ph_fail,
+                        "rps": round(len(ph_lat) / ph_wall, 1),
+                    },
+                    "check_in": {
+                        **_stats(pc_lat),
+                        "failures": pc_fail,
+                        "rps": round(len(pc_lat) / pc_wall, 1),
+                    },
+                }
+                sent[name] += len(paced)
+                stored[name] += _stored(app, [assignment_id for assignment_id, _, _ in paced])
+                retire(app, paced)
+    finally:
+        for server, _port in servers.values():
+            server.terminate()
+        for server, _port in servers.values():
+            server.wait(timeout=30)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     log(f"attendance: load average after the HTTP runs: {load}")
-    # With an even count, the less favourable of the two middle pairs for each figure.
-    median = sorted(pairs, key=lambda pair: pair["ratio"])[(len(pairs) - 1) // 2]
-    p99s = sorted(pair["check_in"]["p99_ms"] for pair in pairs)
-    return {
-        "load": load,
-        "clients": clients,
-        "threads": threads,
-        "health": median["health"],
-        "check_in": median["check_in"],
-        "ratio": median["ratio"],
-        "median_check_in_p99_ms": p99s[len(p99s) // 2],
-        "pairs": pairs,
-        "attendances_stored": stored,
-        "check_ins_sent": len(everything),
-        "target_ratio": TARGET_RATIO,
-        "target_p99_ms": TARGET_CHECKIN_P99_MS,
-        "fixed_rate": paced_result,
-    }
+    results = {}
+    for name in variants:
+        # With an even count, the less favourable of the two middle pairs for each figure.
+        median = sorted(pairs[name], key=lambda pair: pair["ratio"])[(repeat - 1) // 2]
+        p99s = sorted(pair["check_in"]["p99_ms"] for pair in pairs[name])
+        results[name] = {
+            "load": load,
+            "clients": clients,
+            "threads": threads,
+            "health": median["health"],
+            "check_in": median["check_in"],
+            "ratio": median["ratio"],
+            "median_check_in_p99_ms": p99s[len(p99s) // 2],
+            "pairs": pairs[name],
+            "attendances_stored": stored[name],
+            "check_ins_sent": sent[name],
+            "target_ratio": TARGET_RATIO,
+            "target_p99_ms": TARGET_CHECKIN_P99_MS,
+            "fixed_rate": paced_result[name],
+        }
+    return results
+
+
+def settle(app: Flask) -> None:
+    """Bring the database to rest before a round: vacuumed, analysed and checkpointed, so that
+    the seed's aftermath (autovacuum on fresh tables, the checkpointer writing the seed's
+    pages, full-page images after it) is not charged to the first runs. Measured without
+    this, in one bench run: check-ins right after the seed cost 0.40 ms of PostgreSQL CPU each,
+    the same check-ins a minute later 0.23 ms."""
+    began = time.perf_counter()
+    with app.app_context():
+        dsn = make_url(str(db.engine.url)).set(drivername="postgresql")
+        db.session.remove()
+    with psycopg.connect(dsn.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+        conn.execute("CHECKPOINT")
+    spent = time.perf_counter() - began
+    log(f"attendance: database at rest (vacuum, analyze, checkpoint) in {spent:.1f} s")
+
+
+def retire(app: Flask, everything: list[tuple[int, int, str]]) -> None:
+    """Mark the checked-in assignments completed, so that the next round can give the same
+    members fresh ones (no two open assignments of a member overlap). What the check-ins
+    stored stays, as it would in service."""
+    with app.app_context():
+        db.session.execute(
+            update(Assignment)
+            .where(Assignment.id.in_([assignment_id for assignment_id, _, _ in everything]))
+            .values(status=AssignmentStatus.COMPLETED)
+        )
+        db.session.commit()
+        db.session.remove()
 
 
 # ---------------------------------------------------------------------- main
@@ -693,6 +771,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["http"] = run_http(
                 app,
                 url,
+                {"main": {}},
                 args.clients,
                 args.requests,
                 secret,
@@ -700,7 +779,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.rate_requests,
                 args.threads,
                 args.repeat,
-            )
+            )["main"]
         if not args.skip_reports:
             year_end = date.today()
             fill_ledger(app, args.entries, year_end)
@@ -736,6 +815,39 @@ def _cpu_table(run: dict[str, Any]) -> str:
             for name, part in (("GET /health", "health"), ("POST check-in", "check_in"))
         ],
     )
+
+
+def _print_http(h: dict[str, Any]) -> None:
+    print(
+        f"(a) check-in under gunicorn -w 2 -k gthread --threads {h['threads']}, "
+        f"{h['clients']} concurrent clients (load average {h['load']})"
+    )
+    pairs = h["pairs"]
+    for number, pair in enumerate(pairs, 1):
+        if len(pairs) > 1:
+            print(f"pair {number} of {len(pairs)}: ratio {pair['ratio']}")
+        print(_http_table(pair))
+    p99 = h["median_check_in_p99_ms"]
+    print(
+        f"throughput ratio check-in/health: {h['ratio']} (median of {len(pairs)}; target >= "
+        f"{TARGET_RATIO}); check-in p99 {p99} ms (median of {len(pairs)}; target < "
+        f"{TARGET_CHECKIN_P99_MS}, p99/target {p99 / TARGET_CHECKIN_P99_MS:.2f}); "
+        f"attendances stored {h['attendances_stored']} of {h['check_ins_sent']} check-ins "
+        "sent (closed loop and fixed rate)"
+    )
+    print(
+        "CPU per request in the median pair (ms, all cores; the ratio is about the ratio "
+        "of these totals):"
+    )
+    print(_cpu_table(h))
+    paced = h.get("fixed_rate")
+    if paced:
+        print(
+            f"(a, fixed rate) the same {h['clients']} clients offering "
+            f"{paced['offered_rps']:g} req/s together (open loop; latency from the time each "
+            "request was due) - a separate measurement, not the target's closed loop"
+        )
+        print(_http_table(paced))
 
 
 def main() -> None:
@@ -781,37 +893,7 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args)
     if "http" in result:
-        h = result["http"]
-        print(
-            f"(a) check-in under gunicorn -w 2 -k gthread --threads {h['threads']}, "
-            f"{h['clients']} concurrent clients (load average {h['load']})"
-        )
-        pairs = h["pairs"]
-        for number, pair in enumerate(pairs, 1):
-            if len(pairs) > 1:
-                print(f"pair {number} of {len(pairs)}: ratio {pair['ratio']}")
-            print(_http_table(pair))
-        p99 = h["median_check_in_p99_ms"]
-        print(
-            f"throughput ratio check-in/health: {h['ratio']} (median of {len(pairs)}; target >= "
-            f"{TARGET_RATIO}); check-in p99 {p99} ms (median of {len(pairs)}; target < "
-            f"{TARGET_CHECKIN_P99_MS}, p99/target {p99 / TARGET_CHECKIN_P99_MS:.2f}); "
-            f"attendances stored {h['attendances_stored']} of {h['check_ins_sent']} check-ins "
-            "sent (closed loop and fixed rate)"
-        )
-        print(
-            "CPU per request in the median pair (ms, all cores; the ratio is about the ratio "
-            "of these totals):"
-        )
-        print(_cpu_table(h))
-        paced = h.get("fixed_rate")
-        if paced:
-            print(
-                f"(a, fixed rate) the same {h['clients']} clients offering "
-                f"{paced['offered_rps']:g} req/s together (open loop; latency from the time each "
-                "request was due) - a separate measurement, not the target's closed loop"
-            )
-            print(_http_table(paced))
+        _print_http(result["http"])
     if "reports" in result:
         print(f"(b) reports over {result['entries']} ledger entries")
         print(
