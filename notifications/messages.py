@@ -10,8 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime, tzinfo
 
 from notifications.templates import TEMPLATES, Priority, Template
 
@@ -20,7 +19,6 @@ from notifications.templates import TEMPLATES, Priority, Template
 MAX_TITLE_CHARS = 100
 MAX_BODY_CHARS = 500
 
-FEDERATION_TZ = ZoneInfo("Asia/Shanghai")
 _WEEKDAYS = "一二三四五六日"
 
 
@@ -118,8 +116,9 @@ def build_push(kind: str, params: Mapping[str, str], *, token: str, message_id: 
     )
 
 
-def shift_params(start: datetime, end: datetime) -> dict[str, str]:
-    """``date``, ``start`` and ``end`` as volunteers read them, in the federation's time zone.
+def shift_params(start: datetime, end: datetime, zone: tzinfo) -> dict[str, str]:
+    """``date``, ``start`` and ``end`` as volunteers read them, in the federation's time zone
+    (`zone`: the app's configured one; this package does not read the configuration).
 
     Night shifts cross midnight, so an end on a later day says 次日 rather than a bare time
     that reads as earlier than the start.
@@ -128,8 +127,8 @@ def shift_params(start: datetime, end: datetime) -> dict[str, str]:
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("shift times must be timezone-aware")
-    local_start = start.astimezone(FEDERATION_TZ)
-    local_end = end.astimezone(FEDERATION_TZ)
+    local_start = start.astimezone(zone)
+    local_end = end.astimezone(zone)
     end_text = local_end.strftime("%H:%M")
     if local_end.date() != local_start.date():
         end_text = "次日" + end_text

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -78,6 +79,29 @@ def test_no_shows_are_marked_and_the_squad_leader_told(
     (item,) = world.rows(InboxItem)
     assert "缺勤者" in item.title
     assert world.rows(AuditLog, AuditLog.action == "assignment.no_show")
+
+
+def test_a_no_show_notice_gives_the_shift_in_the_configured_zone(
+    app: Flask, factory: Factory, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "HUB_TIMEZONE", "Asia/Urumqi")  # UTC+6, not the default
+    town = factory.create_town("东胜街道")
+    leader = factory.create_member(roles=(("squad_leader", "patrol", town),))
+    factory.create_squad("patrol", town, leader_id=leader)
+    starts = datetime(2026, 6, 2, 12, 0, tzinfo=UTC)
+    world.assignment(
+        factory.create_member(),
+        post_id=world.post(town_id=town),
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=10),
+    )
+    assert run(app, jobs.mark_no_shows, starts + timedelta(minutes=31)) == 1
+    (push,) = world.rows(OutboxMessage)
+    assert (push.params["date"], push.params["start"], push.params["end"]) == (
+        "6月2日（周二）",
+        "18:00",
+        "次日04:00",
+    )
 
 
 def test_idempotency_records_are_kept_48_hours(

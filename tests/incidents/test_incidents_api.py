@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from tests.conftest import Factory
 from tests.incidents.conftest import (
@@ -17,6 +19,9 @@ from tests.incidents.conftest import (
     report,
     report_body,
 )
+from volunteer_hub.extensions import db
+from volunteer_hub.models.incidents import Offer
+from volunteer_hub.models.notifications import OutboxMessage
 
 
 @pytest.mark.parametrize(
@@ -293,3 +298,28 @@ def test_mediation_outcomes(client: FlaskClient, factory: Factory) -> None:
     done = client.post(resolve, json={"outcome": "settled_on_site"}, headers=headers)
     assert done.status_code == 200
     assert done.get_json()["outcome"] == "settled_on_site"
+
+
+def test_an_offer_says_when_to_answer_by_in_the_configured_zone(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    hood: Neighbourhood,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(app.config, "HUB_TIMEZONE", "Asia/Urumqi")  # UTC+6, not the default
+    incident = report(client, factory, hood.grid_worker, needed=1)
+    with app.app_context():
+        rows = db.session.execute(
+            select(OutboxMessage.params, Offer.expires_at)
+            .join(Offer, Offer.member_id == OutboxMessage.recipient_id)
+            .where(
+                OutboxMessage.incident_id == incident["id"],
+                OutboxMessage.kind == "incident_offer",
+                Offer.incident_id == incident["id"],
+            )
+        ).all()
+    assert rows
+    for params, expires_at in rows:
+        local = expires_at.astimezone(ZoneInfo("Asia/Urumqi"))
+        assert params["respond_by"] == local.strftime("%H:%M")

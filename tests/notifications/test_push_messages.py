@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -126,13 +127,16 @@ def test_unknown_kind_and_missing_params_are_refused() -> None:
         build_push("shift_reminder", PARAMS["shift_reminder"], token="", message_id="m")
 
 
-def test_shift_params_use_shanghai_time_and_mark_the_next_day() -> None:
-    night = messages.shift_params(
-        datetime(2026, 6, 2, 12, 0, tzinfo=UTC), datetime(2026, 6, 2, 22, 0, tzinfo=UTC)
-    )
+def test_shift_params_use_the_given_zone_and_mark_the_next_day() -> None:
+    start, end = datetime(2026, 6, 2, 12, 0, tzinfo=UTC), datetime(2026, 6, 2, 22, 0, tzinfo=UTC)
+    night = messages.shift_params(start, end, ZoneInfo("Asia/Shanghai"))
     assert night == {"date": "6月2日（周二）", "start": "20:00", "end": "次日06:00"}
+    west = messages.shift_params(start, end, ZoneInfo("Asia/Urumqi"))
+    assert west == {"date": "6月2日（周二）", "start": "18:00", "end": "次日04:00"}
     with pytest.raises(ValueError):
-        messages.shift_params(datetime(2026, 6, 2, 12), datetime(2026, 6, 2, 22))
+        messages.shift_params(
+            datetime(2026, 6, 2, 12), datetime(2026, 6, 2, 22), ZoneInfo("Asia/Shanghai")
+        )
 
 
 @given(st.dictionaries(st.sampled_from(sorted(TEMPLATES["incident_offer"].required)), st.text()))

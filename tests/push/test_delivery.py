@@ -6,6 +6,7 @@ import random
 import time
 from collections import Counter
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -237,7 +238,7 @@ def test_reminders_are_sent_when_due_and_not_before(
     params = {
         "assignment_id": "41",
         "post": "东湖花园南门",
-        **shift_params(starts, starts + timedelta(hours=8)),
+        **shift_params(starts, starts + timedelta(hours=8), ZoneInfo("Asia/Shanghai")),
     }
     rows = push.run(
         lambda session: [

@@ -800,7 +800,7 @@ def _mark_no_show(session: Session, assignment: Assignment) -> None:
                 "assignment_id": str(assignment.id),
                 "volunteer": volunteer.name,
                 "post": post.name,
-                **shift_params(assignment.starts_at, assignment.ends_at),
+                **shift_params(assignment.starts_at, assignment.ends_at, hours.federation_tz()),
             },
             dedupe_key=f"no_show:{assignment.id}:{leader_id}",
             assignment_id=assignment.id,

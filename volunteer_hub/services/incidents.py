@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from notifications.messages import FEDERATION_TZ
 from volunteer_hub.auth.policy import (
     Actor,
     can_manage_incident,
@@ -123,7 +122,7 @@ def _snapshot(incident: Incident) -> dict[str, Any]:
 
 
 def _local_hm(moment: datetime) -> str:
-    return moment.astimezone(FEDERATION_TZ).strftime("%H:%M")
+    return moment.astimezone(hours.federation_tz()).strftime("%H:%M")
 
 
 def _location(incident: Incident) -> str:

@@ -34,6 +34,7 @@ from volunteer_hub.models.plans import (
 )
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import audit, outbox
+from volunteer_hub.services.hours import federation_tz
 from volunteer_hub.services.outbox import BulkPush
 from volunteer_hub.services.plans import ROSTER_STATUSES, _Change, violations_of
 from volunteer_hub.services.problem_builder import KM_PER_DEGREE, BuilderSettings
@@ -341,7 +342,10 @@ def offer_replacements(
     session.add_all(offers)
     session.flush()
     shift = session.get_one(Shift, freed.shift_id)
-    when = {"post": shift.post.name, **shift_params(shift.starts_at, shift.ends_at)}
+    when = {
+        "post": shift.post.name,
+        **shift_params(shift.starts_at, shift.ends_at, federation_tz()),
+    }
     deliver_after, visible_at = held(rules.quiet, utcnow(), shift.starts_at)
     outbox.enqueue_bulk(
         session,

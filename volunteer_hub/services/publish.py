@@ -45,6 +45,7 @@ from volunteer_hub.models.plans import (
 )
 from volunteer_hub.models.types import UTCDateTime, utcnow
 from volunteer_hub.services import audit, outbox
+from volunteer_hub.services.hours import federation_tz
 from volunteer_hub.services.outbox import BulkPush
 from volunteer_hub.services.plans import ROSTER_STATUSES, _refuse_while_solving, managed_plan
 from volunteer_hub.services.quiet_hours import QuietHours, held
@@ -85,7 +86,11 @@ class ShiftInfo:
 
 def shift_info(shift_id: int, starts_at: datetime, ends_at: datetime, post: str) -> ShiftInfo:
     return ShiftInfo(
-        shift_id, starts_at, ends_at, post, {"post": post, **shift_params(starts_at, ends_at)}
+        shift_id,
+        starts_at,
+        ends_at,
+        post,
+        {"post": post, **shift_params(starts_at, ends_at, federation_tz())},
     )
 
 

@@ -48,6 +48,7 @@ from volunteer_hub.models.plans import (
 )
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import audit, outbox
+from volunteer_hub.services.hours import federation_tz
 from volunteer_hub.services.my_shifts import VolunteerRules
 from volunteer_hub.services.outbox import BulkPush
 from volunteer_hub.services.pagination import paginate
@@ -217,7 +218,10 @@ def _describe(violations: list[dict[str, Any]]) -> str:
 
 def _shift_words(assignment: Assignment) -> dict[str, str]:
     shift = assignment.shift
-    return {"post": shift.post.name, **shift_params(shift.starts_at, shift.ends_at)}
+    return {
+        "post": shift.post.name,
+        **shift_params(shift.starts_at, shift.ends_at, federation_tz()),
+    }
 
 
 def _slot(words: Mapping[str, str]) -> str:
