@@ -14,7 +14,9 @@
     starts from a database at rest (vacuumed, analysed, checkpointed), its check-ins on fresh
     assignments of the same members.
     Then, reported separately (not instead): the same clients offering a fixed rate together
-    (`--rate`, open loop), latency counted from when each request was due.
+    (`--rate`, open loop), latency counted from when each request was due; and `--serial`
+    check-ins one after another on one connection, for the CPU one check-in costs the
+    database and the fast path when nothing else runs.
 (b) 1,000,000 hours-ledger entries for a year of the demo federation (COPY; the rollups are
     then rebuilt from the ledger as migration 0008 backfills them), then the
     month-by-branch report and the member report page through the app. Targets: < 200 ms and
@@ -25,7 +27,7 @@ afterwards.
 
     .venv/bin/python -m bench.attendance [--members 40000] [--entries 1000000]
         [--clients 100] [--requests 5000] [--repeat 3] [--rate 300] [--rate-requests 1500]
-        [--threads 2]
+        [--threads 2] [--serial 3000]
         [--samples 30] [--skip-http] [--skip-reports]
         [--url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--keep]
 """
@@ -712,6 +714,59 @@ def run_http(
     return results
 
 
+def serial_cost(app: Flask, taps: int) -> dict[str, Any]:
+    """What one check-in costs when nothing else runs: `taps` ordinary check-ins one after
+    another through the fast path (`check_in_fast.check_in`, what the lane calls) on one
+    connection. Reports CPU milliseconds per tap of this process (the path's Python, the
+    driver and its system calls) and of the connection's PostgreSQL backend, and the wall
+    time. These need no second server to compare with, and nothing else contends while they
+    are taken: a change to the statement or the schema shows in them plainly (dropping the
+    idempotency record's insert took 0.04 ms off 0.25). They still follow the shared
+    machine's speed (0.24-0.30 ms of backend CPU across one day's runs, the path's own CPU
+    moving with it), so compare runs taken close together."""
+    from volunteer_hub.services import check_in_fast
+
+    assignments = make_assignments(app, taps)
+    settle(app)
+    with app.app_context():
+        engine = db.engine
+    connections = check_in_fast.Connections(engine, size=1, recycle=float("inf"))
+    body = json.dumps({"lat": 29.8201, "lon": 121.5501, "accuracy_m": 12}).encode()
+    requests = [
+        check_in_fast.Tap(
+            assignment_id=assignment_id,
+            authorization=f"Bearer {token}",
+            key=uuid.uuid4().hex,
+            content_type="application/json",
+            body=body,
+        )
+        for assignment_id, _member, token in assignments
+    ]
+    warm = min(200, taps // 10)  # the connection made, the statement prepared
+    measured = taps - warm
+    began = (0.0, 0.0, 0.0)
+    try:
+        held = connections.lend()
+        assert held is not None
+        backend = held.conn.info.backend_pid
+        connections.give(held)
+        for number, tap in enumerate(requests):
+            if number == warm:
+                began = (time.perf_counter(), time.process_time(), _cpu_seconds(backend) or 0.0)
+            outcome = check_in_fast.check_in(app.config, connections, tap)
+            if outcome is None or outcome.status != 201:
+                raise RuntimeError(f"serial check-in {number} not taken by the fast path")
+        ended = (time.perf_counter(), time.process_time(), _cpu_seconds(backend) or 0.0)
+    finally:
+        connections.close()
+        retire(app, assignments)
+    wall, client, server = (
+        round((b - a) * 1000 / measured, 3) for a, b in zip(began, ended, strict=True)
+    )
+    log(f"attendance: {measured} serial check-ins: {server} ms of PostgreSQL CPU each")
+    return {"taps": measured, "wall_ms": wall, "client_cpu_ms": client, "backend_cpu_ms": server}
+
+
 def settle(app: Flask) -> None:
     """Bring the database to rest before a round: vacuumed, analysed and checkpointed, so that
     the seed's aftermath (autovacuum on fresh tables, the checkpointer writing the seed's
@@ -780,6 +835,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.threads,
                 args.repeat,
             )["main"]
+        if args.serial:
+            result["serial"] = serial_cost(app, args.serial)
         if not args.skip_reports:
             year_end = date.today()
             fill_ledger(app, args.entries, year_end)
@@ -881,6 +938,12 @@ def main() -> None:
         default=1500,
         help="requests per paced run (0: no paced runs)",
     )
+    parser.add_argument(
+        "--serial",
+        type=int,
+        default=3000,
+        help="check-ins one after another for the per-tap cost, after the load runs (0: none)",
+    )
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-reports", action="store_true")
     parser.add_argument(
@@ -894,6 +957,14 @@ def main() -> None:
     result = run(args)
     if "http" in result:
         _print_http(result["http"])
+    if "serial" in result:
+        serial = result["serial"]
+        print(
+            f"(a, one at a time) {serial['taps']} check-ins in turn through the fast path on one "
+            f"connection: {serial['backend_cpu_ms']} ms of PostgreSQL CPU, "
+            f"{serial['client_cpu_ms']} ms of the path's own CPU (Python, driver, system calls), "
+            f"{serial['wall_ms']} ms of wall time each"
+        )
     if "reports" in result:
         print(f"(b) reports over {result['entries']} ledger entries")
         print(
