@@ -81,6 +81,8 @@ TARGET_RATIO = 0.5
 TARGET_CHECKIN_P99_MS = 100.0
 TARGET_MONTH_BRANCH_MS = 200.0
 TARGET_MEMBER_PAGE_MS = 300.0
+# A tap 15 m from the bench's posts (radius 150 m), as a phone sends it.
+CHECK_IN_BODY = json.dumps({"lat": 29.8201, "lon": 121.5501, "accuracy_m": 12}).encode()
 
 
 def _admin_run(url: str, sql: str) -> None:
@@ -507,7 +509,7 @@ def _check_ins(
         (
             "POST",
             f"/api/v1/assignments/{assignment_id}/check-in",
-            json.dumps({"lat": 29.8201, "lon": 121.5501, "accuracy_m": 12}).encode(),
+            CHECK_IN_BODY,
             {
                 "Authorization": f"Bearer {token}",
                 "Content-Type": "application/json",
@@ -559,18 +561,14 @@ def _pair(
     }
 
 
-def _gunicorn(
-    url: str, secret: str, threads: int, env: dict[str, str]
-) -> tuple[subprocess.Popen[bytes], int]:
-    """The production command (README) on a free port, reaching PostgreSQL at `url`, with `env`
-    added to its environment; warmed."""
+def _gunicorn(url: str, secret: str, threads: int) -> tuple[subprocess.Popen[bytes], int]:
+    """The production command (README) on a free port, reaching PostgreSQL at `url`; warmed."""
     port = _free_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "JWT_SECRET_KEY": secret,
         "LOG_LEVEL": "WARNING",
-        **env,
     }
     server = subprocess.Popen(
         [
@@ -603,12 +601,14 @@ def _gunicorn(
     return server, port
 
 
-def _stored(app: Flask, sent: list[int]) -> int:
-    with app.app_context():
-        from volunteer_hub.models.attendance import Attendance
+def _stored(app: Flask, sent: list[tuple[int, int, str]]) -> int:
+    """How many of the bench's own check-ins were stored (the demo seed has weeks of
+    attendance before them)."""
+    from volunteer_hub.models.attendance import Attendance
 
-        # The bench's own check-ins only: the demo seed has weeks of attendance before them.
-        stored = db.session.query(Attendance).filter(Attendance.assignment_id.in_(sent)).count()
+    ids = [assignment_id for assignment_id, _, _ in sent]
+    with app.app_context():
+        stored = db.session.query(Attendance).filter(Attendance.assignment_id.in_(ids)).count()
         db.session.remove()
     return int(stored)
 
@@ -616,7 +616,6 @@ def _stored(app: Flask, sent: list[int]) -> int:
 def run_http(
     app: Flask,
     url: str,
-    variants: dict[str, dict[str, str]],
     clients: int,
     count: int,
     secret: str,
@@ -624,94 +623,67 @@ def run_http(
     at_rate: int,
     threads: int,
     repeat: int,
-) -> dict[str, dict[str, Any]]:
-    """For each variant (a name and what it adds to gunicorn's environment; the bench runs
-    one, an experiment may compare several), `repeat` pairs of closed-loop runs (/health,
-    then check-in), then the paced runs.
-
-    The pairs alternate /health and check-in so that a slow spell of the shared machine falls
-    on both endpoints alike; the headline of each variant is its median pair (by ratio) with
-    the median p99 beside it. One gunicorn per variant runs throughout (an idle one costs
-    nothing), and each round runs every variant's pair, the order turned each round, so a
-    comparison is not the machine's drift. Every check-in needs an assignment of its own:
-    each round gives the same members fresh ones and retires them after (`retire`), and
-    starts from a database at rest (`settle`)."""
-    servers = {name: _gunicorn(url, secret, threads, env) for name, env in variants.items()}
-    pairs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
-    paced_result: dict[str, dict[str, Any]] = {name: {} for name in variants}
-    sent = {name: 0 for name in variants}
-    stored = {name: 0 for name in variants}
+) -> dict[str, Any]:
+    """`repeat` pairs of closed-loop runs (/health, then check-in), then the paced runs. The
+    pairs alternate so that a slow spell of the shared machine falls on both endpoints alike,
+    and the headline is the median pair (by ratio) with the median p99 beside it. Every
+    check-in needs an assignment of its own: each pair gives the same members fresh ones and
+    retires them after (`retire`), and starts from a database at rest (`settle`)."""
+    server, port = _gunicorn(url, secret, threads)
+    pairs: list[dict[str, Any]] = []
+    paced_result: dict[str, Any] = {}
+    sent = stored = 0
     try:
         for r in range(repeat):
-            turn = r % len(variants)
-            order = list(variants)[turn:] + list(variants)[:turn]
-            everything = make_assignments(app, count * len(order))
+            mine = make_assignments(app, count)
             settle(app)
-            for number, name in enumerate(order):
-                server, port = servers[name]
-                mine = everything[number * count : (number + 1) * count]
-                label = (
-                    f"{name} pair {r + 1}/{repeat}: "
-                    if len(variants) > 1
-                    else f"pair {r + 1}/{repeat}: "
-                )
-                pairs[name].append(_pair(port, server, clients, count, mine, label))
-                sent[name] += len(mine)
-                stored[name] += _stored(app, [assignment_id for assignment_id, _, _ in mine])
-            retire(app, everything)
+            label = f"pair {r + 1}/{repeat}: " if repeat > 1 else ""
+            pairs.append(_pair(port, server, clients, count, mine, label))
+            sent, stored = sent + len(mine), stored + _stored(app, mine)
+            retire(app, mine)
         if at_rate:
-            for name, (_server, port) in servers.items():
-                paced = make_assignments(app, at_rate)
-                log(
-                    f"attendance: {name}: {clients} clients offering {rate:g} req/s: "
-                    "health, then check-in"
-                )
-                ph_lat, ph_fail, ph_wall = _load_at_rate(port, clients, [_HEALTH] * at_rate, rate)
-                pc_lat, pc_fail, pc_wall = _load_at_rate(port, clients, _check_ins(paced), rate)
-                paced_result[name] = {
-                    "offered_rps": rate,
-                    "health": {
-                        **_stats(ph_lat),
-                        "failures": ph_fail,
-                        "rps": round(len(ph_lat) / ph_wall, 1),
-                    },
-                    "check_in": {
-                        **_stats(pc_lat),
-                        "failures": pc_fail,
-                        "rps": round(len(pc_lat) / pc_wall, 1),
-                    },
-                }
-                sent[name] += len(paced)
-                stored[name] += _stored(app, [assignment_id for assignment_id, _, _ in paced])
-                retire(app, paced)
+            paced = make_assignments(app, at_rate)
+            log(f"attendance: {clients} clients offering {rate:g} req/s: health, then check-in")
+            ph_lat, ph_fail, ph_wall = _load_at_rate(port, clients, [_HEALTH] * at_rate, rate)
+            pc_lat, pc_fail, pc_wall = _load_at_rate(port, clients, _check_ins(paced), rate)
+            paced_result = {
+                "offered_rps": rate,
+                "health": {
+                    **_stats(ph_lat),
+                    "failures": ph_fail,
+                    "rps": round(len(ph_lat) / ph_wall, 1),
+                },
+                "check_in": {
+                    **_stats(pc_lat),
+                    "failures": pc_fail,
+                    "rps": round(len(pc_lat) / pc_wall, 1),
+                },
+            }
+            sent, stored = sent + len(paced), stored + _stored(app, paced)
+            retire(app, paced)
     finally:
-        for server, _port in servers.values():
-            server.terminate()
-        for server, _port in servers.values():
-            server.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=30)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     log(f"attendance: load average after the HTTP runs: {load}")
-    results = {}
-    for name in variants:
-        # With an even count, the less favourable of the two middle pairs for each figure.
-        median = sorted(pairs[name], key=lambda pair: pair["ratio"])[(repeat - 1) // 2]
-        p99s = sorted(pair["check_in"]["p99_ms"] for pair in pairs[name])
-        results[name] = {
-            "load": load,
-            "clients": clients,
-            "threads": threads,
-            "health": median["health"],
-            "check_in": median["check_in"],
-            "ratio": median["ratio"],
-            "median_check_in_p99_ms": p99s[len(p99s) // 2],
-            "pairs": pairs[name],
-            "attendances_stored": stored[name],
-            "check_ins_sent": sent[name],
-            "target_ratio": TARGET_RATIO,
-            "target_p99_ms": TARGET_CHECKIN_P99_MS,
-            "fixed_rate": paced_result[name],
-        }
-    return results
+    # With an even count, the less favourable of the two middle pairs for each figure.
+    median = sorted(pairs, key=lambda pair: pair["ratio"])[(len(pairs) - 1) // 2]
+    p99s = sorted(pair["check_in"]["p99_ms"] for pair in pairs)
+    return {
+        "load": load,
+        "clients": clients,
+        "threads": threads,
+        "health": median["health"],
+        "check_in": median["check_in"],
+        "ratio": median["ratio"],
+        "median_check_in_p99_ms": p99s[len(p99s) // 2],
+        "pairs": pairs,
+        "attendances_stored": stored,
+        "check_ins_sent": sent,
+        "target_ratio": TARGET_RATIO,
+        "target_p99_ms": TARGET_CHECKIN_P99_MS,
+        "fixed_rate": paced_result,
+    }
 
 
 def serial_cost(app: Flask, taps: int) -> dict[str, Any]:
@@ -731,14 +703,13 @@ def serial_cost(app: Flask, taps: int) -> dict[str, Any]:
     with app.app_context():
         engine = db.engine
     connections = check_in_fast.Connections(engine, size=1, recycle=float("inf"))
-    body = json.dumps({"lat": 29.8201, "lon": 121.5501, "accuracy_m": 12}).encode()
     requests = [
         check_in_fast.Tap(
             assignment_id=assignment_id,
             authorization=f"Bearer {token}",
             key=uuid.uuid4().hex,
             content_type="application/json",
-            body=body,
+            body=CHECK_IN_BODY,
         )
         for assignment_id, _member, token in assignments
     ]
@@ -826,7 +797,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["http"] = run_http(
                 app,
                 url,
-                {"main": {}},
                 args.clients,
                 args.requests,
                 secret,
@@ -834,7 +804,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.rate_requests,
                 args.threads,
                 args.repeat,
-            )["main"]
+            )
         if args.serial:
             result["serial"] = serial_cost(app, args.serial)
         if not args.skip_reports:
