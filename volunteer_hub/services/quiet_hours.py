@@ -18,7 +18,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from volunteer_hub.services.hours import DEFAULT_TZ
+from volunteer_hub.services.hours import zone_of
 
 DEFAULT_WINDOW = "22:00-07:00"
 DEFAULT_MARGIN_H = 2.0
@@ -58,7 +58,7 @@ class QuietHours:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> QuietHours | None:
-        zone = ZoneInfo(config.get("HUB_TIMEZONE") or DEFAULT_TZ)
+        zone = zone_of(config)
         margin = timedelta(hours=float(config.get("PUSH_QUIET_MARGIN_H", DEFAULT_MARGIN_H)))
         return cls.parse(str(config.get("PUSH_QUIET_HOURS", DEFAULT_WINDOW)), zone, margin)
 
