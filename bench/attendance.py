@@ -590,14 +590,19 @@ def _gunicorn(url: str, secret: str, threads: int) -> tuple[subprocess.Popen[byt
         cwd=ROOT,
         env=env,
     )
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.2)
-    # Warm both workers (imports, pools) before measuring.
-    _load(port, 10, [_HEALTH] * 200, 30)
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        # Warm both workers (imports, pools) before measuring.
+        _load(port, 10, [_HEALTH] * 200, 30)
+    except BaseException:
+        server.terminate()
+        server.wait(timeout=30)
+        raise
     return server, port
 
 
