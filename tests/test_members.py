@@ -4,9 +4,11 @@ granting roles, with their audit rows."""
 from __future__ import annotations
 
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
@@ -471,3 +473,28 @@ def test_lone_surrogates_are_a_422_not_a_500(client: FlaskClient, factory: Facto
         response = client.post(url, data=raw, content_type="application/json", headers=headers)
         assert response.status_code == 422, (url, response.get_json())
         assert field in response.get_json()["errors"]
+
+
+def test_a_certificate_counts_through_its_last_day_in_the_federation_s_calendar(
+    client: FlaskClient, factory: Factory, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`expires_on` is a day of the federation's calendar, not of UTC's: a zone is chosen whose
+    date differs from UTC's right now, so the two calendars disagree during the test."""
+    now = datetime.now(UTC)
+    zone = "Pacific/Kiritimati" if now.hour >= 10 else "Etc/GMT+12"  # UTC+14 or UTC-12
+    monkeypatch.setitem(app.config, "HUB_TIMEZONE", zone)
+    local_today = now.astimezone(ZoneInfo(zone)).date()
+    assert local_today != now.date()
+    admin = factory.create_member(branches=(), roles=(("admin", None, None),))
+    last_day_today = factory.create_member(skills=("first_aid",), skill_expiry=local_today)
+    ended_yesterday = factory.create_member(
+        skills=("first_aid",), skill_expiry=local_today - timedelta(days=1)
+    )
+    headers = factory.headers(admin)
+    listed = client.get(f"{API}/members?skill=first_aid", headers=headers)
+    assert listed.status_code == 200, listed.get_json()
+    assert {item["id"] for item in listed.get_json()["items"]} == {last_day_today}
+    for member, skills in ((last_day_today, ["first_aid"]), (ended_yesterday, [])):
+        shown = client.get(f"{API}/members/{member}", headers=headers)
+        assert shown.status_code == 200, shown.get_json()
+        assert shown.get_json()["skills"] == skills

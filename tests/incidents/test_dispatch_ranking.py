@@ -17,8 +17,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -60,6 +61,7 @@ from volunteer_hub.models.plans import (
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import dispatch
 from volunteer_hub.services.dispatch import Candidate, haversine_m, rank_candidates
+from volunteer_hub.services.hours import local_day
 
 BRANCHES = ("hazard", "rescue", "patrol")
 SKILLS = ("first_aid", "fire_safety", "driving")
@@ -101,8 +103,8 @@ def oracle(
         offers = list(s.scalars(select(Offer)))
         assignments = list(s.scalars(select(Assignment)))
         attendance = list(s.scalars(select(Attendance)))
+        today = local_day(now)  # a certificate's last day is a day of the federation
         db.session.remove()
-    today = now.date()
     open_checkins = {
         a.assignment_id
         for a in attendance
@@ -700,22 +702,31 @@ def test_snapshot_memory_stays_small(app: Flask) -> None:
 def test_skill_expiring_today_still_counts_and_yesterday_does_not(
     app: Flask, factory: Factory
 ) -> None:
-    now = utcnow()
+    """Days of the federation's calendar (HUB_TIMEZONE), not of UTC's: at 01:00 in Shanghai a
+    certificate that ended the day before no longer counts, though UTC's date is still its
+    last day."""
+    today = date(2026, 6, 2)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    now = datetime(2026, 6, 2, 1, 0, tzinfo=shanghai).astimezone(UTC)  # 17:00 UTC on June 1
     today_member = factory.create_member(
         branches=("hazard",),
         skills=("first_aid",),
         home=north_of_scene(200),
-        skill_expiry=now.date(),
+        skill_expiry=today,
     )
     factory.create_member(
         branches=("hazard",),
         skills=("first_aid",),
         home=north_of_scene(100),
-        skill_expiry=now.date() - timedelta(days=1),
+        skill_expiry=today - timedelta(days=1),
     )
+    assert app.config["HUB_TIMEZONE"] == "Asia/Shanghai"
     assert [c.member_id for c in ranked(app, **_scene_args(factory, now))] == [today_member]
-    tomorrow = datetime.combine(now.date() + timedelta(days=1), now.timetz())
-    assert ranked(app, **_scene_args(factory, tomorrow)) == []
+    late_that_day = datetime(2026, 6, 2, 23, 30, tzinfo=shanghai).astimezone(UTC)
+    assert [c.member_id for c in ranked(app, **_scene_args(factory, late_that_day))] == [
+        today_member
+    ]
+    assert ranked(app, **_scene_args(factory, late_that_day + timedelta(hours=1))) == []
 
 
 def test_a_dead_connection_rolls_back_without_a_second_error() -> None:

@@ -72,6 +72,7 @@ from volunteer_hub.models.attendance import Attendance, AttendanceStatus
 from volunteer_hub.models.incidents import LIVE_STATUSES, Incident, Offer, OfferStatus
 from volunteer_hub.models.plans import ACTIVE_STATUSES, Assignment
 from volunteer_hub.models.types import UTCDateTime
+from volunteer_hub.services.hours import local_day
 
 EARTH_RADIUS_M = 6_371_008.8
 RADII_M = (2_000, 5_000, 10_000, 20_000, 50_000)
@@ -477,7 +478,7 @@ def _params(
     params: dict[str, Any] = {
         "now": now,
         "horizon_end": now + SHIFT_HORIZON,
-        "today": now.date(),
+        "today": local_day(now),  # a certificate's last day is a day of the federation
         "branch_id": branch_id,
         "recent_since": now - RECENT_WINDOW,
     }
@@ -592,7 +593,7 @@ def _pool(
         lo = int(np.searchsorted(index.lat, min_lat, side="left"))
         hi = int(np.searchsorted(index.lat, max_lat, side="right"))
         keep = np.ones(hi - lo, dtype=bool)
-        today = now.date().toordinal()
+        today = local_day(now).toordinal()
         for skill_id in skill_ids:
             column = snap.skills.get(skill_id)
             if column is None:

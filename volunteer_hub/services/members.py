@@ -45,6 +45,7 @@ from volunteer_hub.models import (
 )
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import audit
+from volunteer_hub.services.hours import local_day
 from volunteer_hub.services.pagination import paginate
 
 MAX_LEAVE = timedelta(days=366)
@@ -170,7 +171,7 @@ def list_members(
         query = query.where(Member.town_id == town)
     if skill is not None:
         skill_id = _skill_ids(session, [skill], "skill")[skill]
-        today = utcnow().date()
+        today = local_day(utcnow())  # a certificate's last day is a day of the federation
         query = query.where(
             exists().where(
                 MemberSkill.member_id == Member.id,

@@ -7,12 +7,13 @@ from typing import Any
 from volunteer_hub.auth.policy import Actor, can_see_private, mask_id_number, mask_phone
 from volunteer_hub.models import Member
 from volunteer_hub.models.types import utcnow
+from volunteer_hub.services.hours import local_day
 
 
 def member_view(member: Member, actor: Actor, *, with_roles: bool = False) -> dict[str, Any]:
     """The Member of API.md; phone and identity number masked unless the policy allows."""
     private = can_see_private(actor, member)
-    today = utcnow().date()
+    today = local_day(utcnow())  # a certificate's last day is a day of the federation
     view: dict[str, Any] = {
         "id": member.id,
         "name": member.name,
