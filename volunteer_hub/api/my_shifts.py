@@ -21,7 +21,7 @@ from volunteer_hub.schemas.plans import (
     MyShiftsArgs,
     SlotOfferListSchema,
 )
-from volunteer_hub.services import my_shifts
+from volunteer_hub.services import my_shifts, publish
 from volunteer_hub.services.problem_builder import settings_from_config
 from volunteer_hub.services.quiet_hours import QuietHours
 
@@ -37,7 +37,7 @@ def volunteer_rules() -> my_shifts.VolunteerRules:
     return my_shifts.VolunteerRules(
         decline_cutoff=timedelta(hours=float(config.get("DECLINE_CUTOFF_H", 3))),
         replacement_offers=int(config.get("REPLACEMENT_OFFERS", 3)),
-        reminder_offsets_h=tuple(float(h) for h in config.get("REMINDER_OFFSETS_H", (24, 2))),
+        reminder_offsets_h=publish.reminder_offsets(config),
         builder=settings_from_config(config),
         quiet=QuietHours.from_config(config),
     )
