@@ -3,17 +3,21 @@ sync of client times, and the check-out window."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.attendance.conftest import World, iso, tap
 from tests.conftest import Factory
-from volunteer_hub.models.attendance import Attendance, HoursEntry, HoursKind
+from volunteer_hub.extensions import db
+from volunteer_hub.models import AuditLog
+from volunteer_hub.models.attendance import Attendance, AttendanceStatus, HoursEntry, HoursKind
 from volunteer_hub.models.plans import Assignment, AssignmentStatus
 from volunteer_hub.models.types import utcnow
+from volunteer_hub.services import attendance
 
 
 @pytest.fixture
@@ -192,3 +196,68 @@ def test_check_out_far_from_the_post_is_refused(
     response = tap(client, headers, assignment, action="check-out", lat=30.5)
     assert response.status_code == 422
     assert response.get_json()["distance_m"] > 70_000
+
+
+def test_an_offline_check_out_synced_after_the_sweep_replaces_its_guess(
+    app: Flask, client: FlaskClient, factory: Factory, world: World, volunteer: int, post: int
+) -> None:
+    """The sweep closes a forgotten check-out at the shift end, a guess. A phone that tapped
+    out an hour early without signal, and syncs after the sweep, is the truth: the credit is
+    corrected to the time served (a correction entry referencing the original), not left an
+    hour too high."""
+    now = utcnow()
+    starts, ends = now - timedelta(hours=5), now - timedelta(hours=3)
+    assignment = world.assignment(volunteer, post_id=post, starts_at=starts, ends_at=ends)
+    headers = factory.headers(volunteer)
+    assert tap(client, headers, assignment, client_time=iso(starts)).status_code == 201
+    with app.app_context():
+        assert (
+            attendance.close_forgotten(
+                db.session(), now=now, rules=attendance.Rules.from_config(app.config)
+            )
+            == 1
+        )
+    (guessed,) = world.rows(Attendance)
+    assert (guessed.status, guessed.service_minutes) == (AttendanceStatus.AUTO_CLOSED, 120)
+
+    left = ends - timedelta(hours=1)
+    synced = tap(client, headers, assignment, action="check-out", key="out", client_time=iso(left))
+    assert synced.status_code == 200, synced.get_json()
+    body = synced.get_json()
+    assert (body["status"], body["service_minutes"], body["synced_late"]) == ("closed", 60, True)
+    assert datetime.fromisoformat(body["check_out_at"]) == left
+    entries = world.rows(HoursEntry)
+    assert [(e.kind, e.minutes) for e in entries] == [
+        (HoursKind.ATTENDANCE, 120),
+        (HoursKind.CORRECTION, -60),
+    ]
+    assert entries[1].references_id == entries[0].id
+    assert (
+        entries[1].reason
+        == "Check-out tapped offline, synced after the shift was closed at its end."
+    )
+    assert world.rows(AuditLog, AuditLog.action == "attendance.check_out")
+    # A retry of the same tap replays it; another tap later changes nothing.
+    again = tap(client, headers, assignment, action="check-out", key="out", client_time=iso(left))
+    assert (again.status_code, again.get_json()) == (200, body)
+    later = tap(client, headers, assignment, action="check-out", client_time=iso(ends))
+    assert later.status_code == 200 and later.get_json()["service_minutes"] == 60
+    assert len(world.rows(HoursEntry)) == 2
+
+
+def test_a_tap_after_the_sweep_outside_the_window_leaves_its_close_alone(
+    app: Flask, client: FlaskClient, factory: Factory, world: World, volunteer: int, post: int
+) -> None:
+    now = utcnow()
+    starts, ends = now - timedelta(hours=5), now - timedelta(hours=3)
+    assignment = world.assignment(volunteer, post_id=post, starts_at=starts, ends_at=ends)
+    headers = factory.headers(volunteer)
+    assert tap(client, headers, assignment, client_time=iso(starts)).status_code == 201
+    with app.app_context():
+        attendance.close_forgotten(
+            db.session(), now=now, rules=attendance.Rules.from_config(app.config)
+        )
+    late = tap(client, headers, assignment, action="check-out")  # now: the window has closed
+    assert late.status_code == 200, late.get_json()
+    assert (late.get_json()["status"], late.get_json()["service_minutes"]) == ("auto_closed", 120)
+    assert len(world.rows(HoursEntry)) == 1

@@ -453,6 +453,48 @@ def _close(
     )
 
 
+def _recredit(
+    session: Session,
+    att: Attendance,
+    assignment: Assignment,
+    credit: HoursEntry,
+    check_out_at: datetime,
+    rules: Rules,
+    actor_id: int | None,
+    reason: str | None,
+) -> None:
+    """Close an attendance already credited at `check_out_at` instead: the ledger gets a
+    correction entry with the difference, referencing the original credit.
+
+    :raise Conflict: the credit was reversed.
+    """
+    net, reversed_ = hours.net_minutes(session, credit)
+    if reversed_:
+        raise Conflict("These hours were reversed; award them again instead.")
+    minutes = service_minutes(
+        att.check_in_at, check_out_at, assignment.starts_at, assignment.ends_at, rules.service_grace
+    )
+    att.check_out_at, att.service_minutes = check_out_at, minutes
+    att.status = AttendanceStatus.CLOSED
+    att.confirmed_by = att.confirmed_at = None
+    att.updated_at = utcnow()
+    if minutes != net:
+        hours.add_entry(
+            session,
+            member_id=att.member_id,
+            kind=HoursKind.CORRECTION,
+            minutes=minutes - net,
+            occurred_at=credit.occurred_at,
+            branch_id=credit.branch_id,
+            town_id=credit.town_id,
+            reason=reason,
+            actor_id=actor_id,
+            assignment_id=assignment.id,
+            attendance_id=att.id,
+            references_id=credit.id,
+        )
+
+
 def check_out(
     session: Session,
     *,
@@ -479,6 +521,8 @@ def check_out(
         if att is None:
             raise Conflict("You have not checked in for this shift; check in first.")
         if att.check_out_at is not None:
+            if att.status == AttendanceStatus.AUTO_CLOSED:
+                return _replace_guess(session, member_id, assignment, post, att, fix, now, rules)
             return 200, attendance_view(att)
         at, late = tap_time(fix.client_time, now, rules)
         if at < att.check_in_at:
@@ -531,6 +575,50 @@ def check_out(
         now=now,
         find=lambda: tap.load(session, member_id, assignment_id, key, checked_in=True),
     )
+
+
+def _replace_guess(
+    session: Session,
+    member_id: int,
+    assignment: Assignment,
+    post: Post,
+    att: Attendance,
+    fix: Fix,
+    now: datetime,
+    rules: Rules,
+) -> tuple[int, dict[str, Any]]:
+    """A check-out tap on an attendance the sweep closed at the shift end (its guess). A tap
+    it would have taken in time - recorded offline inside the window and the geofence, and
+    synced after the sweep - is the truth: the attendance closes at the tap and the credit is
+    corrected. Any other tap changes nothing and gets the attendance as it is, as a repeat
+    check-out does."""
+    try:
+        at, late = tap_time(fix.client_time, now, rules)
+        check_geofence(post, fix, rules)
+    except ValidationFailed:
+        return 200, attendance_view(att)
+    credit = credit_entry(session, att.id)
+    closes = assignment.ends_at + rules.check_out_until
+    if not att.check_in_at <= at <= closes or credit is None:
+        return 200, attendance_view(att)
+    before = _snapshot(att)
+    att.check_out_lat, att.check_out_lon = fix.lat, fix.lon
+    att.check_out_accuracy_m = fix.accuracy_m
+    att.check_out_client_time = fix.client_time
+    att.check_out_received_at = now
+    att.synced_late = att.synced_late or late
+    reason = "Check-out tapped offline, synced after the shift was closed at its end."
+    _recredit(session, att, assignment, credit, at, rules, None, reason)
+    audit.record(
+        session,
+        member_id,
+        "attendance.check_out",
+        "attendance",
+        att.id,
+        before=before,
+        after=_snapshot(att),
+    )
+    return 200, attendance_view(att)
 
 
 # ---------------------------------------------------------------------- leaders
@@ -643,30 +731,7 @@ def correct(
             reason=reason,
         )
     elif new_out is not None and credit is not None:
-        net, reversed_ = hours.net_minutes(session, credit)
-        if reversed_:
-            raise Conflict("These hours were reversed; award them again instead.")
-        minutes = service_minutes(
-            new_in, new_out, assignment.starts_at, assignment.ends_at, rules.service_grace
-        )
-        att.check_out_at, att.service_minutes = new_out, minutes
-        att.status = AttendanceStatus.CLOSED
-        att.confirmed_by = att.confirmed_at = None
-        if minutes != net:
-            hours.add_entry(
-                session,
-                member_id=att.member_id,
-                kind=HoursKind.CORRECTION,
-                minutes=minutes - net,
-                occurred_at=credit.occurred_at,
-                branch_id=credit.branch_id,
-                town_id=credit.town_id,
-                reason=reason,
-                actor_id=actor_id,
-                assignment_id=assignment.id,
-                attendance_id=att.id,
-                references_id=credit.id,
-            )
+        _recredit(session, att, assignment, credit, new_out, rules, actor_id, reason)
     elif assignment.status == AssignmentStatus.NO_SHOW:
         assignment.status = AssignmentStatus.ACCEPTED
     audit.record(
