@@ -17,7 +17,7 @@ from volunteer_hub.models import AuditLog
 from volunteer_hub.models.attendance import Attendance, AttendanceStatus, HoursEntry, HoursKind
 from volunteer_hub.models.plans import Assignment, AssignmentStatus
 from volunteer_hub.models.types import utcnow
-from volunteer_hub.services import attendance
+from volunteer_hub.services import attendance, hours
 
 
 @pytest.fixture
@@ -261,3 +261,29 @@ def test_a_tap_after_the_sweep_outside_the_window_leaves_its_close_alone(
     assert late.status_code == 200, late.get_json()
     assert (late.get_json()["status"], late.get_json()["service_minutes"]) == ("auto_closed", 120)
     assert len(world.rows(HoursEntry)) == 1
+
+
+def test_a_tap_after_the_sweep_leaves_a_reversed_credit_to_the_reviewers(
+    app: Flask, client: FlaskClient, factory: Factory, world: World, volunteer: int, post: int
+) -> None:
+    """A volunteer's tap never meets the reviewers' refusal ("these hours were reversed"): the
+    attendance stays as the reviewer left it."""
+    now = utcnow()
+    starts, ends = now - timedelta(hours=5), now - timedelta(hours=3)
+    assignment = world.assignment(volunteer, post_id=post, starts_at=starts, ends_at=ends)
+    headers = factory.headers(volunteer)
+    assert tap(client, headers, assignment, client_time=iso(starts)).status_code == 201
+    reviewer = factory.create_member(roles=(("admin", None, None),))
+    with app.app_context():
+        session = db.session()
+        attendance.close_forgotten(session, now=now, rules=attendance.Rules.from_config(app.config))
+        (credit,) = session.query(HoursEntry).all()
+        hours.reverse_entry(session, actor_id=reviewer, entry=credit, reason="不在岗")
+    left = ends - timedelta(hours=1)
+    synced = tap(client, headers, assignment, action="check-out", client_time=iso(left))
+    assert synced.status_code == 200, synced.get_json()
+    assert (synced.get_json()["status"], synced.get_json()["service_minutes"]) == (
+        "auto_closed",
+        120,
+    )
+    assert [e.kind for e in world.rows(HoursEntry)] == [HoursKind.ATTENDANCE, HoursKind.REVERSAL]

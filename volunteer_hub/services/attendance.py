@@ -601,6 +601,8 @@ def _replace_guess(
     closes = assignment.ends_at + rules.check_out_until
     if not att.check_in_at <= at <= closes or credit is None:
         return 200, attendance_view(att)
+    if hours.net_minutes(session, credit)[1]:  # a reviewer reversed the credit: theirs to redo
+        return 200, attendance_view(att)
     before = _snapshot(att)
     att.check_out_lat, att.check_out_lon = fix.lat, fix.lon
     att.check_out_accuracy_m = fix.accuracy_m
