@@ -198,6 +198,23 @@ def test_check_out_far_from_the_post_is_refused(
     assert response.get_json()["distance_m"] > 70_000
 
 
+def swept(
+    app: Flask, client: FlaskClient, factory: Factory, world: World, volunteer: int, post: int
+) -> tuple[int, dict[str, str], datetime]:
+    """A two-hour shift that ended three hours ago, checked in at its start and never checked
+    out, which the sweep has closed at its end (credited 120 minutes): the assignment, the
+    volunteer's headers and the shift's end."""
+    now = utcnow()
+    starts, ends = now - timedelta(hours=5), now - timedelta(hours=3)
+    assignment = world.assignment(volunteer, post_id=post, starts_at=starts, ends_at=ends)
+    headers = factory.headers(volunteer)
+    assert tap(client, headers, assignment, client_time=iso(starts)).status_code == 201
+    with app.app_context():
+        rules = attendance.Rules.from_config(app.config)
+        assert attendance.close_forgotten(db.session(), now=now, rules=rules) == 1
+    return assignment, headers, ends
+
+
 def test_an_offline_check_out_synced_after_the_sweep_replaces_its_guess(
     app: Flask, client: FlaskClient, factory: Factory, world: World, volunteer: int, post: int
 ) -> None:
@@ -205,18 +222,7 @@ def test_an_offline_check_out_synced_after_the_sweep_replaces_its_guess(
     out an hour early without signal, and syncs after the sweep, is the truth: the credit is
     corrected to the time served (a correction entry referencing the original), not left an
     hour too high."""
-    now = utcnow()
-    starts, ends = now - timedelta(hours=5), now - timedelta(hours=3)
-    assignment = world.assignment(volunteer, post_id=post, starts_at=starts, ends_at=ends)
-    headers = factory.headers(volunteer)
-    assert tap(client, headers, assignment, client_time=iso(starts)).status_code == 201
-    with app.app_context():
-        assert (
-            attendance.close_forgotten(
-                db.session(), now=now, rules=attendance.Rules.from_config(app.config)
-            )
-            == 1
-        )
+    assignment, headers, ends = swept(app, client, factory, world, volunteer, post)
     (guessed,) = world.rows(Attendance)
     assert (guessed.status, guessed.service_minutes) == (AttendanceStatus.AUTO_CLOSED, 120)
 
@@ -248,15 +254,7 @@ def test_an_offline_check_out_synced_after_the_sweep_replaces_its_guess(
 def test_a_tap_after_the_sweep_outside_the_window_leaves_its_close_alone(
     app: Flask, client: FlaskClient, factory: Factory, world: World, volunteer: int, post: int
 ) -> None:
-    now = utcnow()
-    starts, ends = now - timedelta(hours=5), now - timedelta(hours=3)
-    assignment = world.assignment(volunteer, post_id=post, starts_at=starts, ends_at=ends)
-    headers = factory.headers(volunteer)
-    assert tap(client, headers, assignment, client_time=iso(starts)).status_code == 201
-    with app.app_context():
-        attendance.close_forgotten(
-            db.session(), now=now, rules=attendance.Rules.from_config(app.config)
-        )
+    assignment, headers, _ends = swept(app, client, factory, world, volunteer, post)
     late = tap(client, headers, assignment, action="check-out")  # now: the window has closed
     assert late.status_code == 200, late.get_json()
     assert (late.get_json()["status"], late.get_json()["service_minutes"]) == ("auto_closed", 120)
@@ -268,15 +266,10 @@ def test_a_tap_after_the_sweep_leaves_a_reversed_credit_to_the_reviewers(
 ) -> None:
     """A volunteer's tap never meets the reviewers' refusal ("these hours were reversed"): the
     attendance stays as the reviewer left it."""
-    now = utcnow()
-    starts, ends = now - timedelta(hours=5), now - timedelta(hours=3)
-    assignment = world.assignment(volunteer, post_id=post, starts_at=starts, ends_at=ends)
-    headers = factory.headers(volunteer)
-    assert tap(client, headers, assignment, client_time=iso(starts)).status_code == 201
+    assignment, headers, ends = swept(app, client, factory, world, volunteer, post)
     reviewer = factory.create_member(roles=(("admin", None, None),))
     with app.app_context():
         session = db.session()
-        attendance.close_forgotten(session, now=now, rules=attendance.Rules.from_config(app.config))
         (credit,) = session.query(HoursEntry).all()
         hours.reverse_entry(session, actor_id=reviewer, entry=credit, reason="不在岗")
     left = ends - timedelta(hours=1)

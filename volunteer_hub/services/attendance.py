@@ -495,6 +495,15 @@ def _recredit(
         )
 
 
+def _record_tap_out(att: Attendance, fix: Fix, now: datetime, late: bool) -> None:
+    """Where and when the check-out tap was made, and whether it arrived late."""
+    att.check_out_lat, att.check_out_lon = fix.lat, fix.lon
+    att.check_out_accuracy_m = fix.accuracy_m
+    att.check_out_client_time = fix.client_time
+    att.check_out_received_at = now
+    att.synced_late = att.synced_late or late
+
+
 def check_out(
     session: Session,
     *,
@@ -539,11 +548,7 @@ def check_out(
                 extra={"closes_at": _iso(closes), "tap_at": _iso(at)},
             )
         check_geofence(post, fix, rules)
-        att.check_out_lat, att.check_out_lon = fix.lat, fix.lon
-        att.check_out_accuracy_m = fix.accuracy_m
-        att.check_out_client_time = fix.client_time
-        att.check_out_received_at = now
-        att.synced_late = att.synced_late or late
+        _record_tap_out(att, fix, now, late)
         _close(
             session,
             att,
@@ -604,11 +609,7 @@ def _replace_guess(
     if hours.net_minutes(session, credit)[1]:  # a reviewer reversed the credit: theirs to redo
         return 200, attendance_view(att)
     before = _snapshot(att)
-    att.check_out_lat, att.check_out_lon = fix.lat, fix.lon
-    att.check_out_accuracy_m = fix.accuracy_m
-    att.check_out_client_time = fix.client_time
-    att.check_out_received_at = now
-    att.synced_late = att.synced_late or late
+    _record_tap_out(att, fix, now, late)
     reason = "Check-out tapped offline, synced after the shift was closed at its end."
     _recredit(session, att, assignment, credit, at, rules, None, reason)
     audit.record(
