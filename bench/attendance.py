@@ -39,6 +39,7 @@ import http.client
 import json
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -402,9 +403,11 @@ def _load(
     clients: int,
     requests: list[tuple[str, str, bytes | None, dict[str, str]]],
     deadline_s: float,
+    by_port: dict[int, list[float]] | None = None,
 ) -> tuple[list[float], int, float]:
     """Closed loop: `clients` threads, each with its own keep-alive connection, take the next
-    request until none are left or the deadline passes. Returns latencies, failures, wall."""
+    request until none are left or the deadline passes. Returns latencies, failures, wall;
+    `by_port`, if given, gets each connection's latencies under its local port."""
     lock = threading.Lock()
     queue = list(reversed(requests))
     latencies: list[float] = []
@@ -415,6 +418,7 @@ def _load(
     def worker() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         mine: list[float] = []
+        local_port: int | None = None
         barrier.wait()
         while time.perf_counter() < stop_at:
             with lock:
@@ -432,12 +436,16 @@ def _load(
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 ok = False
             mine.append((time.perf_counter() - began) * 1000)
+            if local_port is None and conn.sock is not None:
+                local_port = conn.sock.getsockname()[1]
             if not ok:
                 with lock:
                     failures[0] += 1
         conn.close()
         with lock:
             latencies.extend(mine)
+            if by_port is not None and local_port is not None:
+                by_port[local_port] = mine
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for thread in threads:
@@ -535,12 +543,16 @@ def _pair(
     health = [_HEALTH] * count
     log(f"attendance: {label}GET /health x{count} with {clients} clients")
     meter = _CpuMeter(server)
-    h_lat, h_fail, h_wall = _load(port, clients, health, 120)
+    h_ports: dict[int, list[float]] = {}
+    with _Owners(port) as h_owners:
+        h_lat, h_fail, h_wall = _load(port, clients, health, 120, h_ports)
     h_cpu = meter.per_request_ms(len(h_lat))
     checkins = _check_ins(assignments)
     log(f"attendance: {label}POST check-in x{len(checkins)} with {clients} clients")
     meter = _CpuMeter(server)
-    c_lat, c_fail, c_wall = _load(port, clients, checkins, 300)
+    c_ports: dict[int, list[float]] = {}
+    with _Owners(port) as c_owners:
+        c_lat, c_fail, c_wall = _load(port, clients, checkins, 300, c_ports)
     c_cpu = meter.per_request_ms(len(c_lat))
     health_rps = len(h_lat) / h_wall
     checkin_rps = len(c_lat) / c_wall
@@ -550,15 +562,76 @@ def _pair(
             "failures": h_fail,
             "rps": round(health_rps, 1),
             "cpu_ms_per_request": h_cpu,
+            "by_worker": _by_worker(h_ports, h_owners.found),
         },
         "check_in": {
             **_stats(c_lat),
             "failures": c_fail,
             "rps": round(checkin_rps, 1),
             "cpu_ms_per_request": c_cpu,
+            "by_worker": _by_worker(c_ports, c_owners.found),
         },
         "ratio": round(checkin_rps / health_rps, 3),
     }
+
+
+class _Owners:
+    """Which gunicorn worker holds each client connection to `port`, read with `ss` shortly
+    after a run starts (every client has connected by then): {client's port: worker pid}.
+    The workers share one listening socket and keep each connection alive for the whole run,
+    so the split they happen to accept at the start (52/48 to 60/40 seen) lasts, and the
+    clients of the worker holding more of them tend to wait longer: part of the spread
+    between p50 and p99, beside the spread within each worker. Empty where `ss` is missing."""
+
+    def __init__(self, port: int, after_s: float = 0.5) -> None:
+        self.port = port
+        self.found: dict[int, int] = {}
+        self._timer = threading.Timer(after_s, self._read)
+
+    def __enter__(self) -> _Owners:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._timer.cancel()
+        self._timer.join()
+
+    def _read(self) -> None:
+        try:
+            listing = subprocess.run(
+                ["ss", "-tnpH", "state", "established", f"( sport = :{self.port} )"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return
+        for line in listing.splitlines():
+            fields = line.split()
+            owner = re.search(r"pid=(\d+)", line)
+            if len(fields) >= 4 and owner is not None:
+                self.found[int(fields[3].rsplit(":", 1)[1])] = int(owner[1])
+
+
+def _by_worker(by_port: dict[int, list[float]], owners: dict[int, int]) -> list[dict[str, float]]:
+    """Per worker, most connections first: its connections and their latency p50/p99."""
+    grouped: dict[int, list[list[float]]] = {}
+    for client_port, latencies in by_port.items():
+        if client_port in owners:
+            grouped.setdefault(owners[client_port], []).append(latencies)
+    rows = []
+    for connections in sorted(grouped.values(), key=len, reverse=True):
+        merged = [ms for latencies in connections for ms in latencies]
+        if merged:
+            rows.append(
+                {
+                    "connections": len(connections),
+                    "p50_ms": round(statistics.median(merged), 2),
+                    "p99_ms": round(percentile(merged, 99), 2),
+                }
+            )
+    return rows
 
 
 def _gunicorn(url: str, secret: str, threads: int) -> tuple[subprocess.Popen[bytes], int]:
@@ -838,6 +911,21 @@ def _http_table(run: dict[str, Any]) -> str:
     )
 
 
+def _split_line(run: dict[str, Any]) -> str:
+    """How the keep-alive connections fell between the workers, and what their clients saw."""
+    parts = []
+    for name, part in (("health", "health"), ("check-in", "check_in")):
+        workers = run[part].get("by_worker") or []
+        if workers:
+            each = ", ".join(
+                f"{w['connections']} (p50 {w['p50_ms']}, p99 {w['p99_ms']})" for w in workers
+            )
+            parts.append(f"{name} {each}")
+    if not parts:
+        return "connections per worker: not known (no ss)"
+    return "connections per worker, with their clients' latency in ms: " + "; ".join(parts)
+
+
 def _cpu_table(run: dict[str, Any]) -> str:
     keys = ("gunicorn", "postgres", "client", "total")
     return format_table(
@@ -859,6 +947,7 @@ def _print_http(h: dict[str, Any]) -> None:
         if len(pairs) > 1:
             print(f"pair {number} of {len(pairs)}: ratio {pair['ratio']}")
         print(_http_table(pair))
+        print(_split_line(pair))
     p99 = h["median_check_in_p99_ms"]
     print(
         f"throughput ratio check-in/health: {h['ratio']} (median of {len(pairs)}; target >= "
