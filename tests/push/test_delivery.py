@@ -124,6 +124,8 @@ def test_a_rejected_message_fails_with_the_reason(
         ("UNAVAILABLE", None, 5, 10),  # backoff base 10 s, equal jitter: 5..10 s
         ("INTERNAL", None, 5, 10),
         ("QUOTA_EXCEEDED", 120, 120, 120),  # Retry-After wins over the shorter backoff
+        ("QUOTA_EXCEEDED", 1200, 1200, 1200),  # and over the backoff's cap (600 s here)
+        ("UNAVAILABLE", 200_000, 86_400, 86_400),  # at most a day
     ],
 )
 def test_a_retryable_error_reschedules_with_backoff_honouring_retry_after(

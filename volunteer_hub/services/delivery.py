@@ -61,6 +61,10 @@ class Sender(Protocol):
     def send(self, pushes: list[Push]) -> list[SendResult]: ...
 
 
+# The longest Retry-After honoured (a day): a longer one is taken as a day.
+RETRY_AFTER_MAX_S = 86_400.0
+
+
 @dataclass(frozen=True)
 class DrainSettings:
     """How the drain batches, leases and retries; ``from_config`` reads ``OUTBOX_*`` keys."""
@@ -138,11 +142,13 @@ def backoff_seconds(
     """Delay before the next attempt: exponential with jitter, never less than Retry-After.
 
     "Equal jitter" (half fixed, half random) spreads the retries of a whole batch that failed
-    together, so they don't hit FCM again in one burst; the cap bounds both parts.
+    together, so they don't hit FCM again in one burst; the cap bounds both parts. FCM's
+    Retry-After is honoured beyond that cap (an earlier retry is refused again and spends an
+    attempt), up to `RETRY_AFTER_MAX_S`, so that no header can put a push off indefinitely.
     """
     exponential = min(settings.backoff_max_s, settings.backoff_base_s * 2 ** max(attempts - 1, 0))
     jittered = exponential / 2 + rng.uniform(0, exponential / 2)
-    return min(max(jittered, retry_after_s or 0.0), settings.backoff_max_s)
+    return max(jittered, min(retry_after_s or 0.0, RETRY_AFTER_MAX_S))
 
 
 def claim(
