@@ -88,6 +88,29 @@ def test_nobody_answers_waves_run_out_and_the_coordinator_is_pushed(
     assert shown["escalated_at"] is not None
 
 
+def test_an_expired_offers_call_out_still_unsent_is_never_sent(
+    app: Flask, client: FlaskClient, factory: Factory, hood: Neighbourhood
+) -> None:
+    """FCM was down while the first wave was offered: when those offers lapse, their call-outs
+    must not reach the phones later, asking them to accept by a time already past."""
+    incident = report(client, factory, hood.grid_worker, needed=1)
+    first_wave = set(offers_of(app, incident["id"]))
+    assert {s for r, _, s in pushes(app, incident["id"], "incident_offer")} == {"pending"}
+
+    assert _advance(app, 3.1)["wave"] == 1
+
+    offers = offers_of(app, incident["id"])
+    assert {m for m, o in offers.items() if o["status"] == "expired"} == first_wave
+    calls = pushes(app, incident["id"], "incident_offer")
+    assert {(r, s) for r, _, s in calls if r in first_wave} == {
+        (member, "cancelled") for member in first_wave
+    }
+    # The second wave's call-outs are untouched.
+    assert {(r, s) for r, _, s in calls if r not in first_wave} == {
+        (member, "pending") for member in hood.volunteers[3:6]
+    }
+
+
 def test_candidates_run_out_escalates(
     app: Flask, client: FlaskClient, factory: Factory, hood: Neighbourhood
 ) -> None:

@@ -989,6 +989,10 @@ def advance_incident(
     expired = [o for o in _open_offers(session, incident.id) if o.expires_at <= now]
     for offer in expired:
         offer.status = OfferStatus.EXPIRED
+        # A call-out still unsent (FCM down) would ask for an answer by a time now past.
+        outbox.cancel_pending(
+            session, incident_id=incident.id, recipient_id=offer.member_id, kinds=["incident_offer"]
+        )
     if expired:
         audit.record(
             session,
