@@ -4,8 +4,14 @@ volunteer's push and their reminders.
 Only what changed since the last publish is told: a new assignment gets
 `assignment_published`, a moved one (or a volunteer taken off one shift and put on another)
 `assignment_changed`, a dropped one `assignment_cancelled` with its pending reminders cancelled.
-Dedupe keys name the assignment (and the start time for moves and reminders), so publishing
-twice sends nothing twice.
+A moved assignment's pending reminders are cancelled and new ones queued for its new time.
+
+Dedupe keys name the assignment; those of a moved assignment's push and reminders also name
+the plan version being published, since outbox keys stay taken by cancelled rows too: a shift
+moved back to a time it had before (or whose swap taker already has reminders for the new
+time) gets fresh rows rather than keys already used. Publishing twice sends nothing twice: the
+publish that sends the pushes also records the roster as told, in one transaction (retried
+whole, with the same version), so the next publish finds nothing new.
 
 No volunteer may hold two overlapping active assignments across all plans: the check below
 names the conflicts; on PostgreSQL the exclusion constraint also catches the race between two
@@ -282,18 +288,23 @@ def reminder_pushes(
     now: datetime,
     params: Mapping[str, str] | None = None,
     quiet: QuietHours | None = None,
+    version: int | None = None,
 ) -> list[BulkPush]:
     """`shift_reminder`s before the shift (those already due are skipped; one due in quiet
-    hours waits until they end unless the shift is soon after); the key carries the start, so a
-    moved shift gets fresh reminders."""
+    hours waits until they end unless the shift is soon after). The key carries the start and,
+    from publishing a move, the plan `version`: a shift moved back to an earlier time has
+    used that start's keys on reminders since cancelled."""
     start = int(shift.starts_at.timestamp())
+    stem = (
+        f"reminder:{assignment_id}" if version is None else f"reminder:{assignment_id}:v{version}"
+    )
     shared = params or {"assignment_id": str(assignment_id), **shift.params}
     return [
         BulkPush(
             member_id,
             "shift_reminder",
             shared,
-            f"reminder:{assignment_id}:{start}:{lead}",
+            f"{stem}:{start}:{lead}",
             assignment_id,
             None,
             due if quiet is None else quiet.release(due, shift.starts_at),
@@ -329,8 +340,10 @@ def _pushes(
     removed: Sequence[_Row],
     offsets_h: Sequence[float],
     now: datetime,
+    version: int,
     quiet: QuietHours | None = None,
 ) -> list[BulkPush]:
+    """The publish's pushes; `version` is the plan version being published."""
     moved_members = {r.member_id for r in removed}
     added_members = {r.member_id for r in new}
     pushes: list[BulkPush] = []
@@ -345,10 +358,12 @@ def _pushes(
         )
     for row in moved:
         params = _params(row)
-        key = f"assignment:{row.id}:changed:{int(row.shift.starts_at.timestamp())}"
+        key = f"assignment:{row.id}:assignment_changed:v{version}"
         pushes.append(_told("assignment_changed", params, key, row, now, quiet))
         pushes.extend(
-            reminder_pushes(row.id, row.member_id, row.shift, offsets_h, now, params, quiet)
+            reminder_pushes(
+                row.id, row.member_id, row.shift, offsets_h, now, params, quiet, version
+            )
         )
     for row in removed:
         if row.member_id not in added_members:
@@ -406,7 +421,7 @@ def publish_plan(
         _raise_conflicts(conflicts)
     try:
         _apply(session, plan, removed, moved, now)
-        pushes = _pushes(new, moved, removed, reminder_offsets_h, now, quiet)
+        pushes = _pushes(new, moved, removed, reminder_offsets_h, now, plan.version + 1, quiet)
         sent = outbox.enqueue_bulk(session, pushes, existing_keys=_used_keys(session, plan.id))
         plan.status = PlanStatus.PUBLISHED
         plan.published_at = now
