@@ -392,6 +392,43 @@ def test_suspension_stops_tokens_and_is_audited(
     assert myself.status_code == 403
 
 
+def test_a_coordinator_manages_no_one_who_outranks_them(
+    client: FlaskClient, factory: Factory, app: Flask
+) -> None:
+    """Like granting roles: a coordinator changes and suspends the volunteers and squad
+    leaders of their branch, never a fellow coordinator, the secretary-general or an admin,
+    even one who is also a member of the branch (403: they see the member, may not act).
+    An admin may."""
+    town = factory.create_town()
+    coordinator = factory.create_member(roles=(("coordinator", "patrol", None),))
+    fellow = factory.create_member(roles=(("coordinator", "patrol", None),))
+    secretary = factory.create_member(roles=(("secretary_general", None, None),))
+    admin = factory.create_member(roles=(("admin", None, None),))
+    leader = factory.create_member(town_id=town, roles=(("squad_leader", "patrol", town),))
+    headers = factory.headers(coordinator)
+    for member in (fellow, secretary, admin):
+        changed = client.patch(f"{API}/members/{member}", json={"name": "x"}, headers=headers)
+        assert changed.status_code == 403, (member, changed.get_json())
+        suspended = client.post(
+            f"{API}/members/{member}/suspend", json={"reason": "x"}, headers=headers
+        )
+        assert suspended.status_code == 403, (member, suspended.get_json())
+    assert audit_rows(app, "member.update") == audit_rows(app, "member.suspend") == []
+    assert client.get(f"{API}/me", headers=factory.headers(secretary)).status_code == 200
+    led = client.patch(f"{API}/members/{leader}", json={"name": "队长"}, headers=headers)
+    assert led.status_code == 200, led.get_json()
+    admin_headers = factory.headers(factory.create_member(roles=(("admin", None, None),)))
+    for member in (fellow, secretary, admin):
+        changed = client.patch(
+            f"{API}/members/{member}", json={"name": "改名"}, headers=admin_headers
+        )
+        assert changed.status_code == 200, (member, changed.get_json())
+        suspended = client.post(
+            f"{API}/members/{member}/suspend", json={"reason": "x"}, headers=admin_headers
+        )
+        assert suspended.status_code == 200, (member, suspended.get_json())
+
+
 # ---------------------------------------------------------------------- roles
 
 

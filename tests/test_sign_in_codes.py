@@ -170,3 +170,21 @@ def test_suspended_members_get_no_code_and_cannot_use_one(
     assert _activate(client, factory.phone_of(member), code) == 401
     refused = client.post(f"{API}/members/{member}/sign-in-code", headers=factory.headers(admin))
     assert refused.status_code == 409
+
+
+def test_a_coordinator_gets_no_code_for_an_admin_of_their_branch(
+    client: FlaskClient, factory: Factory
+) -> None:
+    """A code signs its holder in as the member, so it is for those the officer outranks: a
+    coordinator who may not grant the admin role may not take over an admin's account either,
+    even one who is also a member of their branch. An admin still may."""
+    coordinator = factory.create_member(roles=(("coordinator", "patrol", None),))
+    admin = factory.create_member(branches=("patrol",), roles=(("admin", None, None),))
+    other_admin = factory.create_member(branches=(), roles=(("admin", None, None),))
+    refused = client.post(
+        f"{API}/members/{admin}/sign-in-code", headers=factory.headers(coordinator)
+    )
+    assert refused.status_code == 403, refused.get_json()
+    assert _activate(client, factory.phone_of(admin), "00000000") == 401
+    code = _issue(client, factory, other_admin, admin)
+    assert _activate(client, factory.phone_of(admin), code) == 200

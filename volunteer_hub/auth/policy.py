@@ -242,10 +242,33 @@ def member_list_scope(actor: Actor) -> set[int] | None:
     return scope
 
 
-def can_manage_member(actor: Actor, branch_ids: Iterable[int]) -> bool:
-    """Add, change or suspend a member of these branches."""
+# The roles a coordinator stands above: those whose grants `can_grant` lets them give.
+_BELOW_COORDINATOR = frozenset({Role.SQUAD_LEADER, Role.GRID_WORKER, Role.VOLUNTEER})
+
+
+def can_manage_member(
+    actor: Actor, branch_ids: Iterable[int], grants: Iterable[Grant] = ()
+) -> bool:
+    """Add, change, suspend or issue a sign-in code to a member of these branches holding
+    these grants (none for a member being added).
+
+    An admin manages everyone. A coordinator manages a member of branches they all coordinate
+    who holds no role the coordinator could not grant (as `can_grant` reasons): volunteers,
+    grid workers and squad leaders, never a coordinator, the secretary-general or an admin,
+    whose account a sign-in code would otherwise hand them.
+    """
+    if actor.is_admin:
+        return True
     ids = list(branch_ids)
-    return actor.is_admin or (bool(ids) and all(actor.coordinates(b) for b in ids))
+    return (
+        bool(ids)
+        and all(actor.coordinates(b) for b in ids)
+        and all(
+            grant.role in _BELOW_COORDINATOR
+            and (grant.branch_id is None or actor.coordinates(grant.branch_id))
+            for grant in grants
+        )
+    )
 
 
 def can_grant(actor: Actor, role: Role, branch_id: int | None) -> bool:
@@ -253,7 +276,7 @@ def can_grant(actor: Actor, role: Role, branch_id: int | None) -> bool:
         return True
     if actor.is_secretary_general:
         return role != Role.ADMIN
-    if role in (Role.SQUAD_LEADER, Role.GRID_WORKER, Role.VOLUNTEER) and branch_id is not None:
+    if role in _BELOW_COORDINATOR and branch_id is not None:
         return actor.coordinates(branch_id)
     return False
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from volunteer_hub.auth.passwords import hash_password
 from volunteer_hub.auth.policy import (
     Actor,
+    Grant,
     can_grant,
     can_manage_member,
     can_view_member,
@@ -81,15 +82,17 @@ def managed_member(session: Session, actor: Actor, member_id: int, doing: str) -
     """The member, locked for update, if the actor may manage them.
 
     :raise NotFound: the actor may not see the member.
-    :raise Forbidden: the actor may see but not manage the member ("Only a coordinator of
-        every branch of the member, or an admin, `doing`.").
+    :raise Forbidden: the actor may see but not manage the member: not a coordinator of every
+        branch of the member, or the member holds a role the actor could not grant.
     """
     member = load_member(session, member_id, for_update=True)
     require_visible(member is not None and can_view_member(actor, member), "member")
     assert member is not None
+    grants = [Grant(g.role, g.branch_id, g.town_id) for g in member.roles]
     require(
-        can_manage_member(actor, [b.id for b in member.branches]),
-        f"Only a coordinator of every branch of the member, or an admin, {doing}.",
+        can_manage_member(actor, [b.id for b in member.branches], grants),
+        "Only a coordinator of every branch of the member, or an admin, "
+        f"{doing}; and only for members whose roles they could grant.",
     )
     return member
 
