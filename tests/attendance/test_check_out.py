@@ -280,3 +280,60 @@ def test_a_tap_after_the_sweep_leaves_a_reversed_credit_to_the_reviewers(
         120,
     )
     assert [e.kind for e in world.rows(HoursEntry)] == [HoursKind.ATTENDANCE, HoursKind.REVERSAL]
+
+
+def correct(client: FlaskClient, factory: Factory, who: int, assignment: int, **body):
+    return client.post(
+        f"/api/v1/assignments/{assignment}/attendance/correction",
+        json=body,
+        headers=factory.headers(who),
+    )
+
+
+def test_correcting_only_the_check_in_leaves_the_sweeps_guess_flagged(
+    app: Flask, client: FlaskClient, factory: Factory, world: World, volunteer: int, post: int
+) -> None:
+    """A leader who fixes only the check-in leaves the check-out as the sweep's guess, so it
+    stays auto_closed and the volunteer's offline check-out that syncs later still replaces
+    it, as it would have without the leader's fix."""
+    assignment, headers, ends = swept(app, client, factory, world, volunteer, post)
+    coordinator = factory.create_member(name="协调员", roles=(("coordinator", "patrol", None),))
+    came = ends - timedelta(hours=1, minutes=30)  # half an hour late to the two-hour shift
+    fixed = correct(
+        client, factory, coordinator, assignment, check_in_at=iso(came), reason="实际迟到半小时"
+    )
+    assert fixed.status_code == 200, fixed.get_json()
+    assert (fixed.get_json()["status"], fixed.get_json()["service_minutes"]) == ("auto_closed", 90)
+
+    left = ends - timedelta(minutes=30)
+    synced = tap(client, headers, assignment, action="check-out", client_time=iso(left))
+    assert synced.status_code == 200, synced.get_json()
+    assert (synced.get_json()["status"], synced.get_json()["service_minutes"]) == ("closed", 60)
+    assert [(e.kind, e.minutes) for e in world.rows(HoursEntry)] == [
+        (HoursKind.ATTENDANCE, 120),
+        (HoursKind.CORRECTION, -30),
+        (HoursKind.CORRECTION, -30),
+    ]
+
+
+def test_a_leaders_check_out_time_replaces_the_sweeps_guess(
+    app: Flask, client: FlaskClient, factory: Factory, world: World, volunteer: int, post: int
+) -> None:
+    """A check-out time the leader gives is no longer a guess: the attendance is closed, and a
+    tap synced afterwards changes nothing."""
+    assignment, headers, ends = swept(app, client, factory, world, volunteer, post)
+    coordinator = factory.create_member(name="协调员", roles=(("coordinator", "patrol", None),))
+    fixed = correct(
+        client,
+        factory,
+        coordinator,
+        assignment,
+        check_out_at=iso(ends - timedelta(minutes=45)),
+        reason="队长核实离岗时间",
+    )
+    assert fixed.status_code == 200, fixed.get_json()
+    assert (fixed.get_json()["status"], fixed.get_json()["service_minutes"]) == ("closed", 75)
+    left = ends - timedelta(minutes=30)
+    synced = tap(client, headers, assignment, action="check-out", client_time=iso(left))
+    assert synced.status_code == 200, synced.get_json()
+    assert (synced.get_json()["status"], synced.get_json()["service_minutes"]) == ("closed", 75)

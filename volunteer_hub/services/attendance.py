@@ -462,10 +462,12 @@ def _recredit(
     rules: Rules,
     actor_id: int | None,
     reason: str | None,
+    status: AttendanceStatus = AttendanceStatus.CLOSED,
 ) -> None:
     """Close an attendance already credited at `check_out_at` instead: the ledger gets a
     correction entry with the difference, referencing the original credit.
 
+    :param status: AUTO_CLOSED when `check_out_at` is still the sweep's guess.
     :raise Conflict: the credit was reversed.
     """
     net, reversed_ = hours.net_minutes(session, credit)
@@ -475,7 +477,7 @@ def _recredit(
         att.check_in_at, check_out_at, assignment.starts_at, assignment.ends_at, rules.service_grace
     )
     att.check_out_at, att.service_minutes = check_out_at, minutes
-    att.status = AttendanceStatus.CLOSED
+    att.status = status
     att.confirmed_by = att.confirmed_at = None
     att.updated_at = utcnow()
     if minutes != net:
@@ -734,7 +736,11 @@ def correct(
             reason=reason,
         )
     elif new_out is not None and credit is not None:
-        _recredit(session, att, assignment, credit, new_out, rules, actor_id, reason)
+        # Without a check-out time the check-out stays the sweep's guess, still flagged, so
+        # the volunteer's own check-out synced later can replace it.
+        guessed = check_out_at is None and att.status == AttendanceStatus.AUTO_CLOSED
+        status = AttendanceStatus.AUTO_CLOSED if guessed else AttendanceStatus.CLOSED
+        _recredit(session, att, assignment, credit, new_out, rules, actor_id, reason, status)
     elif assignment.status == AssignmentStatus.NO_SHOW:
         assignment.status = AssignmentStatus.ACCEPTED
     audit.record(
