@@ -581,3 +581,50 @@ def test_declined_cancelled_and_refused_swap_pushes_wait_for_the_end_of_quiet_ho
     assert sorted(row["recipient"] for row in decided) == sorted([a, c, a, b])
     assert len([row for row in outbox_rows(app, mark) if row["kind"] == "swap_decided"]) == 2
     assert all(row["deliver_after"] == ends for row in decided), decided
+
+
+def test_a_swap_cancels_the_pushes_still_held_about_the_shifts_that_changed_hands(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DESIGN.md: cancelling an assignment cancels its pending rows. The "new assignment" push
+    held for quiet hours must not reach a volunteer who has since swapped that shift away; the
+    new holders' reminders stay."""
+    _quiet_now(app, monkeypatch)
+    a, b = world.volunteers[0], world.volunteers[1]
+    roster = _published(client, factory, world, {"s1": a, "s2": b})
+    given, taken = roster.assignments["s1"], roster.assignments["s2"]
+    held = {
+        row["assignment"]
+        for row in outbox_rows(app)
+        if row["kind"] == "assignment_published" and row["status"] == "pending"
+    }
+    assert held == {given, taken}  # waiting for the end of quiet hours
+    proposed = _propose(client, factory, a, given, assignment=taken)
+    assert proposed.status_code == 201, proposed.get_json()
+    accepted = client.post(
+        f"/api/v1/swap-requests/{proposed.get_json()['id']}/accept", headers=factory.headers(b)
+    )
+    assert accepted.status_code == 200, accepted.get_json()
+    swap = accepted.get_json()
+    rows = outbox_rows(app)
+    still = [
+        row
+        for row in rows
+        if row["assignment"] in (given, taken)
+        and row["status"] == "pending"
+        and row["kind"] in ("assignment_published", "assignment_changed", "shift_reminder")
+    ]
+    assert still == [], still
+    for new in (swap["target_new_assignment"], swap["requester_new_assignment"]):
+        reminders = [
+            row
+            for row in rows
+            if row["assignment"] == new
+            and row["kind"] == "shift_reminder"
+            and row["status"] == "pending"
+        ]
+        assert len(reminders) == 2, reminders

@@ -53,7 +53,7 @@ from volunteer_hub.services.my_shifts import VolunteerRules
 from volunteer_hub.services.outbox import BulkPush
 from volunteer_hub.services.pagination import paginate
 from volunteer_hub.services.plans import _Change, _refuse_while_solving, violations_of
-from volunteer_hub.services.publish import reminder_pushes, shift_info
+from volunteer_hub.services.publish import _CANCELLED_WITH_SHIFT, reminder_pushes, shift_info
 from volunteer_hub.services.quiet_hours import QuietHours, held
 
 OUTCOME_TEXT = {
@@ -526,13 +526,16 @@ def _make(
     rules: VolunteerRules,
     now: datetime,
 ) -> None:
-    """Cancel the old assignments, then create the new accepted ones (in that order, so the
-    exclusion constraint never sees a volunteer on both), move reminders, audit, push."""
+    """Cancel the old assignments (and their pending pushes), then create the new accepted
+    ones (in that order, so the exclusion constraint never sees a volunteer on both), move
+    reminders, audit, push."""
     old = [given] + ([taken] if taken is not None else [])
     for assignment in old:
         assignment.status = AssignmentStatus.CANCELLED
         assignment.updated_at = now
-        outbox.cancel_pending(session, assignment_id=assignment.id, kinds=["shift_reminder"])
+        # Its reminders, and a push about it still held for quiet hours (a published or
+        # changed shift): either would tell its old holder of a shift no longer theirs.
+        outbox.cancel_pending(session, assignment_id=assignment.id, kinds=_CANCELLED_WITH_SHIFT)
     session.flush()
     moves = [(given, swap.target_id)] + ([(taken, swap.requester_id)] if taken else [])
     created = []
