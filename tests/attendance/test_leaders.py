@@ -7,13 +7,17 @@ import json
 from datetime import timedelta
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.attendance.conftest import World, iso, tap
 from tests.conftest import Factory
+from volunteer_hub.extensions import db
 from volunteer_hub.models import AuditLog
 from volunteer_hub.models.attendance import Attendance, AttendanceStatus, HoursEntry, HoursKind
+from volunteer_hub.models.plans import Assignment, AssignmentStatus
 from volunteer_hub.models.types import utcnow
+from volunteer_hub.services import attendance
 
 
 class Scene:
@@ -128,6 +132,45 @@ def test_leader_records_a_missed_check_in(
     )
     assert missing.status_code == 422
     assert "check_in_at" in missing.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("times", "status"),
+    [(("check_in_at",), "accepted"), (("check_in_at", "check_out_at"), "completed")],
+)
+def test_a_leader_clearing_a_no_show_is_audited_on_the_assignment(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    scene: Scene,
+    times: tuple[str, ...],
+    status: str,
+) -> None:
+    """The sweep's no_show and a late arrival that clears it are audited on the assignment;
+    a leader recording the missed check-in clears it too, and says who, when and why."""
+    with app.app_context():
+        rules = attendance.Rules.from_config(app.config)
+        assert attendance.mark_no_shows(db.session(), now=utcnow(), rules=rules) == 1
+    given = {"check_in_at": iso(scene.starts), "check_out_at": iso(scene.ends)}
+    body = {name: given[name] for name in times}
+    fixed = correct(
+        client, factory, scene.leader, scene.assignment, reason="纸质签到表：准时到岗", **body
+    )
+    assert fixed.status_code == 200, fixed.get_json()
+    (assignment,) = world.rows(Assignment, Assignment.id == scene.assignment)
+    assert assignment.status == AssignmentStatus(status)
+    rows = world.rows(
+        AuditLog, AuditLog.object_type == "assignment", AuditLog.object_id == scene.assignment
+    )
+    assert [a.action for a in rows] == ["assignment.no_show", "assignment.no_show_cleared"]
+    cleared = rows[1]
+    assert (cleared.actor_id, cleared.before, cleared.after, cleared.reason) == (
+        scene.leader,
+        {"status": "no_show"},
+        {"status": status},
+        "纸质签到表：准时到岗",
+    )
 
 
 @pytest.mark.parametrize(

@@ -710,6 +710,7 @@ def correct(
             errors={"check_out_at": ["Before the check-in."]},
         )
     before = _snapshot(att)
+    was = assignment.status
     if att is None:
         att = Attendance(
             assignment_id=assignment.id,
@@ -743,6 +744,17 @@ def correct(
         _recredit(session, att, assignment, credit, new_out, rules, actor_id, reason, status)
     elif assignment.status == AssignmentStatus.NO_SHOW:
         assignment.status = AssignmentStatus.ACCEPTED
+    if was == AssignmentStatus.NO_SHOW and assignment.status != was:
+        audit.record(
+            session,
+            actor_id,
+            "assignment.no_show_cleared",
+            "assignment",
+            assignment.id,
+            before={"status": was.value},
+            after={"status": assignment.status.value},
+            reason=reason,
+        )
     audit.record(
         session,
         actor_id,
