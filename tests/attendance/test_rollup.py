@@ -176,13 +176,18 @@ def test_reports_from_the_rollup_equal_the_ledger(
             fast = reports.hours_report(s, group_by=["member"], flt=flt, page=page, page_size=2)
             direct = reports.ledger_report(s, group_by=["member"], flt=flt, page=page, page_size=2)
             assert fast == direct
-        tables = (HoursRollup.__table__, hours_span, hours_span_member)
-        kept = [{tuple(r) for r in s.execute(select(t)).all()} for t in tables]
-        hours_rollup.rebuild(s)
-        rebuilt = [{tuple(r) for r in s.execute(select(t)).all()} for t in tables]
-        s.rollback()
-        assert kept == rebuilt
+        assert_rollups_equal_a_rebuild(s)
         db.session.remove()
+
+
+def assert_rollups_equal_a_rebuild(s: Any) -> None:
+    """The rollups as kept entry by entry equal the rollups rebuilt from the ledger."""
+    tables = (HoursRollup.__table__, hours_span, hours_span_member)
+    kept = [{tuple(r) for r in s.execute(select(t)).all()} for t in tables]
+    hours_rollup.rebuild(s)
+    rebuilt = [{tuple(r) for r in s.execute(select(t)).all()} for t in tables]
+    s.rollback()
+    assert kept == rebuilt
 
 
 def test_two_year_windows() -> None:
@@ -344,4 +349,42 @@ def test_month_groupings_total_their_rows_and_count_each_member_once(world: Worl
                 fast = reports.hours_report(s, group_by=group_by, flt=flt)
                 assert (fast["total_minutes"], fast["turns"], fast["members"]) == totals
                 assert as_set(fast) == as_set(reports.ledger_report(s, group_by=group_by, flt=flt))
+        db.session.remove()
+
+
+def test_a_correction_and_a_reversal_roll_up_in_the_squad_of_their_entry(
+    world: World, factory: Factory
+) -> None:
+    """Rescue gets a squad in the first town after two entries there: the correction of one
+    and the reversal of the other still count under no squad, in the rollup as in the ledger,
+    and the rollup still equals one rebuilt from the ledger."""
+    offset = (date(2026, 3, 3) - FIRST_DAY).days
+    apply(
+        world,
+        [("add", 0, 1, 0, offset, 9, "attendance", 120), ("add", 1, 1, 0, offset, 9, "manual", 60)],
+    )
+    factory.create_squad("rescue", world.towns[0] or 0)
+    with world.app.app_context():
+        s = db.session()
+        credit, award = s.scalars(select(HoursEntry).order_by(HoursEntry.id)).all()
+        hours.add_entry(
+            s,
+            member_id=credit.member_id,
+            kind=HoursKind.CORRECTION,
+            minutes=-30,
+            occurred_at=credit.occurred_at,
+            branch_id=credit.branch_id,
+            town_id=credit.town_id,
+            references_id=credit.id,
+            reason="fix",
+        )
+        s.commit()
+        hours.reverse_entry(s, actor_id=world.actor, entry=award, reason="undo")
+        flt = reports.Filter()
+        for group_by in (["squad"], ["squad", "month"], ["town"], ["branch"]):
+            fast = reports.hours_report(s, group_by=group_by, flt=flt)
+            assert as_set(fast) == as_set(reports.ledger_report(s, group_by=group_by, flt=flt))
+        squads = reports.hours_report(s, group_by=["squad"], flt=flt)
+        assert [(r["key"], r["minutes"], r["turns"]) for r in squads["rows"]] == [("none", 90, 1)]
+        assert_rollups_equal_a_rebuild(s)
         db.session.remove()

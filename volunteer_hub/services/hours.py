@@ -85,6 +85,9 @@ def add_entry(
     :param minutes: signed minutes (corrections and reversals may be negative).
     :param occurred_at: when the service happened (aware); decides the day and month it counts in.
     :param branch_id: the branch credited; `town_id` the town (the squad follows from both).
+        An entry with `references_id` ignores both: it counts where the entry it corrects or
+        reverses counts (that entry's branch, town and squad), so that a squad formed for
+        (branch, town) since cannot split an entry from its reversal in a report.
     :param reason: why (required by the callers for corrections, awards and reversals).
     :param actor_id: who wrote it (None for the system: check-out, worker jobs).
     :param assignment_id, incident_id, attendance_id: what earned it.
@@ -92,8 +95,9 @@ def add_entry(
     :param turns: what it adds to the turn count; by default 1 for attendance and incident
         credits, 0 otherwise.
     :return: the flushed entry (its id is set).
-    :raise ValueError: a naive `occurred_at` or an implausible number of minutes (a bug in the
-        caller, since every API input is checked before it reaches here).
+    :raise ValueError: a naive `occurred_at`, an implausible number of minutes or no entry
+        `references_id` (a bug in the caller, since every API input is checked before it
+        reaches here).
     """
     if occurred_at.tzinfo is None:
         raise ValueError("occurred_at must be timezone-aware")
@@ -103,7 +107,13 @@ def add_entry(
     if turns is None:
         turns = 1 if kind in (HoursKind.ATTENDANCE, HoursKind.INCIDENT) else 0
     day = local_day(occurred_at)
-    squad_id = squad_of(session, branch_id, town_id)
+    if references_id is None:
+        squad_id = squad_of(session, branch_id, town_id)
+    else:
+        referenced = session.get(HoursEntry, references_id)
+        if referenced is None:
+            raise ValueError(f"no hours entry {references_id} to refer to")
+        branch_id, town_id, squad_id = referenced.branch_id, referenced.town_id, referenced.squad_id
     entry = HoursEntry(
         kind=kind,
         minutes=minutes,
