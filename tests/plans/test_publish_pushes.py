@@ -112,6 +112,13 @@ def _move(
     assert moved.status_code == 200, moved.get_json()
 
 
+def _remove(client: FlaskClient, headers: dict[str, str], plan: int, assignment: int) -> None:
+    removed = client.post(
+        f"/api/v1/plans/{plan}/assignments/{assignment}/remove", json={}, headers=headers
+    )
+    assert removed.status_code == 200, removed.get_json()
+
+
 @dataclass
 class OneShift:
     plan: int
@@ -178,3 +185,25 @@ def test_the_taker_of_a_moved_shift_keeps_reminders_after_the_next_publish(
     assert _pending_reminders(app, taken) == [("10:00", "14:00")] * 2
     told = [p for p in _pushes(app, assignment=taken) if p.kind != "shift_reminder"]
     assert [(p.kind, p.start) for p in told] == [("assignment_changed", "10:00")]
+
+
+def test_taken_off_two_shifts_and_put_on_one_is_told_one_change_and_one_cancellation(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    """Only one removal is told as the change to the new shift (the earliest, in start
+    order); the other is told as a cancellation."""
+    member = world.volunteers[0]
+    headers = world.coordinator_headers(factory)
+    plan, (first, second, third), _ = _shifts(client, headers, world, [(0, 8), (1, 8), (2, 8)])
+    dropped = [_assign(client, headers, plan, member, shift) for shift in (first, second)]
+    _publish(client, headers, plan)
+    for assignment in dropped:
+        _remove(client, headers, plan, assignment)
+    given = _assign(client, headers, plan, member, third)
+    mark = max_outbox_id(app)
+    _publish(client, headers, plan)
+    told = [(p.kind, p.assignment) for p in _pushes(app, mark) if p.kind != "shift_reminder"]
+    assert sorted(told) == [
+        ("assignment_cancelled", dropped[1]),
+        ("assignment_changed", given),
+    ]

@@ -2,8 +2,10 @@
 volunteer's push and their reminders.
 
 Only what changed since the last publish is told: a new assignment gets
-`assignment_published`, a moved one (or a volunteer taken off one shift and put on another)
-`assignment_changed`, a dropped one `assignment_cancelled` with its pending reminders cancelled.
+`assignment_published`, a moved one `assignment_changed`, a dropped one `assignment_cancelled`
+with its pending reminders cancelled. A volunteer taken off one shift and put on another is
+told of one `assignment_changed`: each new assignment is paired with at most one removal of the
+same volunteer, in start order, and a removal left over still gets its `assignment_cancelled`.
 A moved assignment's pending reminders are cancelled and new ones queued for its new time.
 
 Dedupe keys name the assignment; those of a moved assignment's push and reminders also name
@@ -334,6 +336,37 @@ def _told(
     )
 
 
+def _paired(new: Sequence[_Row], removed: Sequence[_Row]) -> tuple[set[int], set[int]]:
+    """A volunteer taken off one shift and put on another in the same publish is told of one
+    change. Each of a volunteer's new assignments is paired with at most one of their removed
+    ones, both in start order; a removal left over is told as a cancellation.
+
+    :return: the ids of the new assignments told as changes, and of the removals they tell.
+    """
+    dropped: dict[int, list[_Row]] = {}
+    for row in removed:
+        dropped.setdefault(row.member_id, []).append(row)
+    if not dropped:
+        return set(), set()
+    given: dict[int, list[_Row]] = {}
+    for row in new:
+        if row.member_id in dropped:
+            given.setdefault(row.member_id, []).append(row)
+    changed: set[int] = set()
+    told: set[int] = set()
+    for member_id, rows in given.items():
+        gone_in_order = sorted(dropped[member_id], key=_start_order)
+        # Unequal lengths on purpose: what is left over is not paired.
+        for added, gone in zip(sorted(rows, key=_start_order), gone_in_order, strict=False):
+            changed.add(added.id)
+            told.add(gone.id)
+    return changed, told
+
+
+def _start_order(row: _Row) -> tuple[datetime, int]:
+    return row.shift.starts_at, row.id
+
+
 def _pushes(
     new: Sequence[_Row],
     moved: Sequence[_Row],
@@ -344,12 +377,10 @@ def _pushes(
     quiet: QuietHours | None = None,
 ) -> list[BulkPush]:
     """The publish's pushes; `version` is the plan version being published."""
-    moved_members = {r.member_id for r in removed}
-    added_members = {r.member_id for r in new}
+    changed, told_by_change = _paired(new, removed)
     pushes: list[BulkPush] = []
     for row in new:
-        # Taken off one shift and put on another in the same publish: that is one change.
-        kind = "assignment_changed" if row.member_id in moved_members else "assignment_published"
+        kind = "assignment_changed" if row.id in changed else "assignment_published"
         params = _params(row)
         key = f"assignment:{row.id}:{kind}"
         pushes.append(_told(kind, params, key, row, now, quiet))
@@ -366,7 +397,7 @@ def _pushes(
             )
         )
     for row in removed:
-        if row.member_id not in added_members:
+        if row.id not in told_by_change:
             key = f"assignment:{row.id}:cancelled"
             pushes.append(_told("assignment_cancelled", _params(row), key, row, now, quiet))
     return pushes
