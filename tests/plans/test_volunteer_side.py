@@ -6,12 +6,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from tests.conftest import Factory
-from tests.plans.conftest import World, create_plan, max_outbox_id, next_monday, outbox_rows
+from tests.plans.conftest import (
+    World,
+    create_plan,
+    max_outbox_id,
+    next_monday,
+    outbox_rows,
+    quiet_window_around_now,
+)
 from volunteer_hub.extensions import db
 from volunteer_hub.models.audit import AuditLog
 from volunteer_hub.services.my_shifts import ics_escape, ics_fold
@@ -181,6 +189,45 @@ def test_manual_add_is_checked_and_an_override_is_audited(
     blocked = client.post(f"/api/v1/plans/{plan}/publish", headers=headers)
     assert blocked.status_code == 409
     assert blocked.get_json()["conflicts"][0]["member"] == world.volunteers[1]
+
+
+def _decline(client: FlaskClient, factory: Factory, member: int, assignment: int) -> None:
+    declined = client.post(
+        f"/api/v1/assignments/{assignment}/decline",
+        json={"reason": "家里有事"},
+        headers=factory.headers(member),
+    )
+    assert declined.status_code == 200, declined.get_json()
+
+
+def test_a_decline_cancels_the_push_still_held_about_the_shift(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DESIGN.md: cancelling an assignment cancels its pending rows. The "new assignment" push
+    held for quiet hours must not reach the volunteer after they gave the shift back."""
+    monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", quiet_window_around_now())
+    start = datetime.combine(next_monday(), datetime.min.time(), UTC) + timedelta(hours=1)
+    member = world.volunteers[0]
+    _, _, (assignment,) = _published_shift(client, factory, world, start, [member])
+    held = [
+        row
+        for row in outbox_rows(app)
+        if row["assignment"] == assignment and row["kind"] == "assignment_published"
+    ]
+    assert [row["status"] for row in held] == ["pending"]  # waiting for the end of quiet hours
+    _decline(client, factory, member, assignment)
+    still = [
+        row
+        for row in outbox_rows(app)
+        if row["assignment"] == assignment
+        and row["recipient"] == member
+        and row["status"] == "pending"
+    ]
+    assert still == [], still
 
 
 def test_ics_text_is_escaped_and_folded() -> None:

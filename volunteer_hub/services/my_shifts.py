@@ -38,7 +38,7 @@ from volunteer_hub.services.hours import federation_tz
 from volunteer_hub.services.outbox import BulkPush
 from volunteer_hub.services.plans import ROSTER_STATUSES, _Change, violations_of
 from volunteer_hub.services.problem_builder import KM_PER_DEGREE, BuilderSettings
-from volunteer_hub.services.publish import reminder_pushes, shift_info
+from volunteer_hub.services.publish import _CANCELLED_WITH_SHIFT, reminder_pushes, shift_info
 from volunteer_hub.services.quiet_hours import QuietHours, held
 
 # What a volunteer sees: never a proposal nobody has published.
@@ -245,7 +245,9 @@ def decline(
     assignment.status = AssignmentStatus.DECLINED
     assignment.decline_reason = reason.strip()
     assignment.responded_at = now
-    outbox.cancel_pending(session, assignment_id=assignment.id, kinds=["shift_reminder"])
+    # Its reminders, and a push about it still held for quiet hours (published or changed):
+    # either would tell the volunteer of a shift they gave back.
+    outbox.cancel_pending(session, assignment_id=assignment.id, kinds=_CANCELLED_WITH_SHIFT)
     audit.record(
         session,
         member_id,
