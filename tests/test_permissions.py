@@ -21,8 +21,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import Factory
+from volunteer_hub.auth.policy import (
+    Actor,
+    Grant,
+    can_award_hours,
+    can_manage_attendance,
+    can_manage_member,
+    can_see_private,
+)
 from volunteer_hub.extensions import db, limiter
-from volunteer_hub.models import Leave, Member, MemberStatus, RoleGrant
+from volunteer_hub.models import Branch, Leave, Member, MemberStatus, Role, RoleGrant
 
 API = "/api/v1"
 ROLES = (
@@ -310,3 +318,69 @@ def test_a_mediation_member_is_masked_for_the_patrol_squad_leader_of_their_town(
         response = client.get(f"{API}/members/{both}", headers=world.headers[role])
         assert response.status_code == 200, role
         assert response.get_json()["phone"] == phone, role
+
+
+# ---------------------------------------------------------------------- town-scoped grants
+
+
+def test_a_town_coordinator_grant_covers_that_town_only(app: Flask) -> None:
+    """A coordinator grant for (patrol, town 5) covers patrol objects in town 5, not those of
+    town 6 nor those with no town; a grant for the whole branch covers every town."""
+    patrol = 3
+    town, other_town = 5, 6
+    in_town = Actor(1, (Grant(Role.COORDINATOR, patrol, town),), frozenset({patrol}), town)
+    branch_wide = Actor(2, (Grant(Role.COORDINATOR, patrol, None),), frozenset({patrol}), None)
+    for check in (can_manage_attendance, can_award_hours):
+        assert check(in_town, patrol, town), check
+        assert not check(in_town, patrol, other_town), check
+        assert not check(in_town, patrol, None), check
+        assert not check(in_town, patrol + 1, town), check
+        assert all(check(branch_wide, patrol, t) for t in (town, other_town, None)), check
+    assert can_manage_member(in_town, [patrol], town)
+    assert not can_manage_member(in_town, [patrol], other_town)
+    assert not can_manage_member(in_town, [patrol], None)
+    assert can_manage_member(branch_wide, [patrol], other_town)
+    with app.app_context():
+        branch = Branch(id=patrol, code="patrol", name="治安巡防")
+        member = Member(name="乙", phone="13800000000", town_id=other_town, branches=[branch])
+        member.id = 99
+        assert not can_see_private(in_town, member)
+        assert can_see_private(branch_wide, member)
+
+
+def test_a_town_coordinator_sees_and_manages_members_of_their_town_only(
+    app: Flask, client: FlaskClient, factory: Factory
+) -> None:
+    world = build_world(app, factory)
+    town_b = factory.create_town()
+    elsewhere = factory.create_member(name="乙镇队员", phone="13912340000", town_id=town_b)
+    coordinator = factory.create_member(
+        town_id=world.town_a, roles=(("coordinator", "patrol", world.town_a),)
+    )
+    headers = factory.headers(coordinator)
+    own = client.get(f"{API}/members/{world.target}", headers=headers)
+    assert own.status_code == 200 and own.get_json()["phone"] == world.target_phone
+    listed = client.get(f"{API}/members?branch=patrol&page_size=500", headers=headers)
+    assert listed.status_code == 200, listed.get_json()
+    ids = {member["id"] for member in listed.get_json()["items"]}
+    assert world.target in ids and elsewhere not in ids
+    assert "13912340000" not in listed.get_data(as_text=True)
+    for method, path, body in [
+        ("GET", "", None),
+        ("PATCH", "", {"name": "x"}),
+        ("POST", "/suspend", {"reason": "x"}),
+        ("POST", "/sign-in-code", None),
+    ]:
+        response = client.open(
+            f"{API}/members/{elsewhere}{path}", method=method, json=body, headers=headers
+        )
+        assert response.status_code == 404, (method, path, response.get_json())
+    moved = client.patch(f"{API}/members/{world.target}", json={"town": town_b}, headers=headers)
+    assert moved.status_code == 403, moved.get_json()
+    changed = client.patch(f"{API}/members/{world.target}", json={"name": "改名"}, headers=headers)
+    assert changed.status_code == 200, changed.get_json()
+    branch_wide = factory.headers(world.ids["coordinator_own"])
+    assert (
+        client.get(f"{API}/members/{elsewhere}", headers=branch_wide).get_json()["phone"]
+        == "13912340000"
+    )

@@ -65,10 +65,19 @@ class Actor:
         return {scope for scope in scopes if scope is not None}
 
     def coordinates(self, branch_id: int) -> bool:
+        """Holds any coordinator grant of the branch, whatever its town; for objects that lie
+        in a town use `coordinates_in`."""
         return self.has(Role.COORDINATOR, branch_id=branch_id)
 
-    def coordinates_any(self, branch_ids: Iterable[int]) -> bool:
-        return any(self.coordinates(branch_id) for branch_id in branch_ids)
+    def coordinates_in(self, branch_id: int, town_id: int | None) -> bool:
+        """Coordinates the branch where an object of `town_id` lies: a branch-wide grant
+        covers every town, a grant for a town only that town (not an object of no town)."""
+        return any(
+            grant.role == Role.COORDINATOR
+            and grant.branch_id in (None, branch_id)
+            and grant.town_id in (None, town_id)
+            for grant in self.grants
+        )
 
     def leads_squad(self, branch_id: int, town_id: int | None) -> bool:
         return any(
@@ -204,11 +213,12 @@ def member_branch_ids(member: Member) -> set[int]:
 
 
 def can_see_private(actor: Actor, member: Member) -> bool:
-    """Unmasked phone and identity number: the member, their coordinators, the SG, admins."""
+    """Unmasked phone and identity number: the member, their coordinators (of a branch of
+    theirs, in their town for a town-scoped grant), the SG, admins."""
     return (
         actor.member_id == member.id
         or actor.sees_everything
-        or actor.coordinates_any(member_branch_ids(member))
+        or any(actor.coordinates_in(b, member.town_id) for b in member_branch_ids(member))
     )
 
 
@@ -228,16 +238,19 @@ def can_list_members(actor: Actor, branch_id: int | None) -> bool:
     return actor.coordinates(branch_id)
 
 
-def member_list_scope(actor: Actor) -> set[int] | None:
-    """Branches whose members the actor may list; None = all.
+def member_list_scope(actor: Actor) -> set[tuple[int, int | None]] | None:
+    """(branch, town) pairs whose members the actor may list, town None for every town of the
+    branch (a branch-wide coordinator grant); None = all members.
 
     :raise Forbidden: the actor may list no members.
     """
-    if actor.sees_everything:
+    if actor.sees_everything or actor.branches_as(Role.COORDINATOR) is None:
         return None
-    scope = actor.branches_as(Role.COORDINATOR)
-    if scope is None:
-        return None
+    scope = {
+        (grant.branch_id, grant.town_id)
+        for grant in actor.grants
+        if grant.role == Role.COORDINATOR and grant.branch_id is not None
+    }
     require(bool(scope), "Only coordinators, the secretary-general and admins list members.")
     return scope
 
@@ -247,37 +260,44 @@ _BELOW_COORDINATOR = frozenset({Role.SQUAD_LEADER, Role.GRID_WORKER, Role.VOLUNT
 
 
 def can_manage_member(
-    actor: Actor, branch_ids: Iterable[int], grants: Iterable[Grant] = ()
+    actor: Actor, branch_ids: Iterable[int], town_id: int | None, grants: Iterable[Grant] = ()
 ) -> bool:
-    """Add, change, suspend or issue a sign-in code to a member of these branches holding
-    these grants (none for a member being added).
+    """Add, change, suspend or issue a sign-in code to a member of these branches living in
+    this town and holding these grants (none for a member being added).
 
     An admin manages everyone. A coordinator manages a member of branches they all coordinate
-    who holds no role the coordinator could not grant (as `can_grant` reasons): volunteers,
-    grid workers and squad leaders, never a coordinator, the secretary-general or an admin,
-    whose account a sign-in code would otherwise hand them.
+    in the member's town (`coordinates_in`) who holds no role the coordinator could not grant
+    (as `can_grant` reasons): volunteers, grid workers and squad leaders, never a coordinator,
+    the secretary-general or an admin, whose account a sign-in code would otherwise hand them.
     """
     if actor.is_admin:
         return True
     ids = list(branch_ids)
     return (
         bool(ids)
-        and all(actor.coordinates(b) for b in ids)
+        and all(actor.coordinates_in(b, town_id) for b in ids)
         and all(
             grant.role in _BELOW_COORDINATOR
-            and (grant.branch_id is None or actor.coordinates(grant.branch_id))
+            and (
+                grant.branch_id is None
+                or actor.coordinates_in(
+                    grant.branch_id, town_id if grant.town_id is None else grant.town_id
+                )
+            )
             for grant in grants
         )
     )
 
 
-def can_grant(actor: Actor, role: Role, branch_id: int | None) -> bool:
+def can_grant(actor: Actor, role: Role, branch_id: int | None, town_id: int | None) -> bool:
+    """Grant or withdraw a role scoped to this branch and town; a town-scoped coordinator
+    only within their town."""
     if actor.is_admin:
         return True
     if actor.is_secretary_general:
         return role != Role.ADMIN
     if role in _BELOW_COORDINATOR and branch_id is not None:
-        return actor.coordinates(branch_id)
+        return actor.coordinates_in(branch_id, town_id)
     return False
 
 
@@ -390,22 +410,24 @@ def can_view_outbox(actor: Actor) -> bool:
 
 # ---------------------------------------------------------------------- attendance and hours
 # Attendance at a post belongs to the post's (branch, town): its squad leader and the branch's
-# coordinators confirm and correct it; the secretary-general and admins may too. Hours reports
-# are federation-wide for the secretary-general and admins, one branch for its coordinators.
+# coordinators (for a town-scoped grant, of that town) confirm and correct it; the
+# secretary-general and admins may too. Hours reports are federation-wide for the
+# secretary-general and admins, one branch for its coordinators.
 
 
 def can_manage_attendance(actor: Actor, branch_id: int, town_id: int | None) -> bool:
     """Confirm, correct a check-in or check-out of an assignment at a post of this scope."""
     return (
         actor.sees_everything
-        or actor.coordinates(branch_id)
+        or actor.coordinates_in(branch_id, town_id)
         or actor.leads_squad(branch_id, town_id)
     )
 
 
-def can_award_hours(actor: Actor, branch_id: int) -> bool:
-    """Award off-plan hours or reverse a ledger entry in the branch."""
-    return actor.sees_everything or actor.coordinates(branch_id)
+def can_award_hours(actor: Actor, branch_id: int, town_id: int | None = None) -> bool:
+    """Award off-plan hours or reverse a ledger entry in the branch and town (None: an entry of
+    no town, which only a branch-wide coordinator grant covers)."""
+    return actor.sees_everything or actor.coordinates_in(branch_id, town_id)
 
 
 def hours_report_scope(actor: Actor, branch_id: int | None) -> frozenset[int] | None:

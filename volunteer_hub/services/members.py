@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -90,7 +90,7 @@ def managed_member(session: Session, actor: Actor, member_id: int, doing: str) -
     assert member is not None
     grants = [Grant(g.role, g.branch_id, g.town_id) for g in member.roles]
     require(
-        can_manage_member(actor, [b.id for b in member.branches], grants),
+        can_manage_member(actor, [b.id for b in member.branches], member.town_id, grants),
         "Only a coordinator of every branch of the member, or an admin, "
         f"{doing}; and only for members whose roles they could grant.",
     )
@@ -162,14 +162,14 @@ def list_members(
     query: Select[Any] = select(Member)
     if branch is not None:
         (branch_id,) = _branch_ids(session, [branch], "branch")
-        require(scope is None or branch_id in scope, "You coordinate other branches.")
+        if scope is not None:
+            scope = {(b, t) for b, t in scope if b == branch_id}
+            require(bool(scope), "You coordinate other branches.")
         query = query.where(
             exists().where(MemberBranch.member_id == Member.id, MemberBranch.branch_id == branch_id)
         )
-    elif scope is not None:
-        query = query.where(
-            exists().where(MemberBranch.member_id == Member.id, MemberBranch.branch_id.in_(scope))
-        )
+    if scope is not None:
+        query = query.where(_in_scope(scope))
     if town is not None:
         query = query.where(Member.town_id == town)
     if skill is not None:
@@ -194,6 +194,23 @@ def list_members(
         selectinload(Member.branches), selectinload(Member.skills)
     )
     return paginate(session, query, page, page_size)
+
+
+def _in_scope(scope: set[tuple[int, int | None]]) -> ColumnElement[bool]:
+    """Members of a branch of the scope, in the town it names (town None: any town)."""
+    whole = sorted(b for b, t in scope if t is None)
+    conditions: list[ColumnElement[bool]] = [
+        exists().where(MemberBranch.member_id == Member.id, MemberBranch.branch_id.in_(whole))
+    ]
+    conditions += [
+        and_(
+            Member.town_id == town,
+            exists().where(MemberBranch.member_id == Member.id, MemberBranch.branch_id == b),
+        )
+        for b, town in sorted(scope, key=lambda pair: (pair[0], pair[1] or 0))
+        if town is not None and b not in whole
+    ]
+    return or_(*conditions)
 
 
 def get_member(session: Session, actor: Actor, member_id: int) -> Member:
@@ -304,14 +321,16 @@ def create_member(session: Session, actor: Actor, data: dict[str, Any]) -> Membe
     :param data: the fields of MemberCreateArgs; without `password` a random one is set, so the
         member cannot sign in until someone activates the account.
     :return: the new member.
-    :raise Forbidden: the actor coordinates not all of the branches (and is not an admin).
+    :raise Forbidden: the actor coordinates not all of the branches in the member's town (and
+        is not an admin).
     :raise ValidationFailed: unknown town, organisation, branch or skill; half a home location.
     :raise Conflict: the phone is already registered.
     """
     branch_ids = _branch_ids(session, data["branches"])
     require(
-        can_manage_member(actor, branch_ids),
-        "Only a coordinator of every branch given, or an admin, adds members.",
+        can_manage_member(actor, branch_ids, data.get("town")),
+        "Only a coordinator of every branch given (in the member's town), or an admin, "
+        "adds members.",
     )
     _check_refs(session, data)
     _check_phone_free(session, data["phone"])
@@ -338,15 +357,20 @@ def update_member(session: Session, actor: Actor, member_id: int, data: dict[str
     """Change a member's record; audited with before and after.
 
     :raise NotFound: the actor may not see the member.
-    :raise Forbidden: the actor may not manage the member's current or new branches.
+    :raise Forbidden: the actor may not manage the member's current or new branches and town.
     :raise ValidationFailed: unknown references or half a home location.
     :raise Conflict: the new phone belongs to another member.
     """
     member = managed_member(session, actor, member_id, "changes members")
-    if "branches" in data:
+    if "branches" in data or "town" in data:
+        branch_ids = (
+            _branch_ids(session, data["branches"])
+            if "branches" in data
+            else [b.id for b in member.branches]
+        )
         require(
-            can_manage_member(actor, _branch_ids(session, data["branches"])),
-            "You may only move members into branches you coordinate.",
+            can_manage_member(actor, branch_ids, data.get("town", member.town_id)),
+            "You may only move members into branches and towns you coordinate.",
         )
     _check_refs(session, data)
     if "phone" in data:
@@ -452,7 +476,7 @@ def grant_role(
     require_visible(member is not None and can_view_member(actor, member), "member")
     assert member is not None
     branch_id = _branch_ids(session, [branch], "branch")[0] if branch else None
-    require(can_grant(actor, role, branch_id), "Your role may not grant this role.")
+    require(can_grant(actor, role, branch_id, town), "Your role may not grant this role.")
     _check_scope(role, branch_id, town)
     if town is not None and session.get(Town, town) is None:
         raise _invalid("town", "No such town.")
@@ -491,7 +515,10 @@ def revoke_role(session: Session, actor: Actor, member_id: int, grant_id: int) -
     grant = next((g for g in member.roles if g.id == grant_id), None)
     if grant is None:
         raise NotFound("No such role grant.")
-    require(can_grant(actor, grant.role, grant.branch_id), "Your role may not withdraw this role.")
+    require(
+        can_grant(actor, grant.role, grant.branch_id, grant.town_id),
+        "Your role may not withdraw this role.",
+    )
     before = {
         "grant": grant.id,
         "role": grant.role.value,

@@ -1,0 +1,41 @@
+"""A coordinator grant scoped to a town covers that town only: the attendance of posts in
+another town of the branch is not theirs to see or correct; a branch-wide grant covers all."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask.testing import FlaskClient
+
+from tests.attendance.conftest import World, iso
+from tests.conftest import Factory
+from volunteer_hub.models.types import utcnow
+
+
+def test_a_town_coordinator_corrects_attendance_in_their_town_only(
+    client: FlaskClient, factory: Factory, world: World
+) -> None:
+    town, other_town = factory.create_town("首南街道"), factory.create_town("下应街道")
+    own = factory.create_member(roles=(("coordinator", "patrol", town),))
+    other = factory.create_member(roles=(("coordinator", "patrol", other_town),))
+    branch_wide = factory.create_member(roles=(("coordinator", "patrol", None),))
+    volunteer = factory.create_member(town_id=town)
+    now = utcnow()
+    starts, ends = now - timedelta(hours=5), now - timedelta(hours=1)
+    assignment = world.assignment(
+        volunteer, post_id=world.post(town_id=town), starts_at=starts, ends_at=ends
+    )
+    url = f"/api/v1/assignments/{assignment}/attendance/correction"
+    body = {"check_in_at": iso(starts), "check_out_at": iso(ends), "reason": "忘记签到"}
+    refused = client.post(url, json=body, headers=factory.headers(other))
+    assert refused.status_code == 404, refused.get_json()  # not theirs: it looks absent
+    seen = client.get(
+        f"/api/v1/assignments/{assignment}/attendance", headers=factory.headers(other)
+    )
+    assert seen.status_code == 404, seen.get_json()
+    corrected = client.post(url, json=body, headers=factory.headers(own))
+    assert corrected.status_code == 200, corrected.get_json()
+    again = client.post(
+        url, json={**body, "reason": "再改一次"}, headers=factory.headers(branch_wide)
+    )
+    assert again.status_code == 200, again.get_json()
