@@ -229,6 +229,32 @@ def test_who_may_correct(client: FlaskClient, factory: Factory, scene: Scene) ->
     assert correct(client, factory, scene.leader, 10**12, **body).status_code == 404
 
 
+@pytest.mark.parametrize("role", ["squad_leader", "coordinator", "secretary_general"])
+def test_nobody_corrects_or_confirms_their_own_attendance(
+    client: FlaskClient, factory: Factory, world: World, scene: Scene, role: str
+) -> None:
+    """A leader on a shift of their own squad is a volunteer there: another leader or their
+    coordinator records and confirms their attendance."""
+    scope = {"squad_leader": ("patrol", scene.town), "coordinator": ("patrol", None)}
+    branch, town = scope.get(role, (None, None))
+    me = factory.create_member(name="值班队长", town_id=scene.town, roles=((role, branch, town),))
+    mine = world.assignment(me, post_id=scene.post, starts_at=scene.starts, ends_at=scene.ends)
+    body = {"check_in_at": iso(scene.starts), "check_out_at": iso(scene.ends), "reason": "补签"}
+
+    own = correct(client, factory, me, mine, **body)
+    assert own.status_code == 403, own.get_json()
+    assert "another squad leader or your coordinator" in own.get_json()["detail"]
+    assert world.rows(Attendance) == [] and world.rows(HoursEntry) == []
+
+    by_another = correct(client, factory, scene.leader, mine, **body)
+    assert by_another.status_code == 200, by_another.get_json()
+    url = f"/api/v1/attendance/{by_another.get_json()['id']}/confirm"
+    own_confirm = client.post(url, headers=factory.headers(me))
+    assert own_confirm.status_code == 403, own_confirm.get_json()
+    assert "another squad leader or your coordinator" in own_confirm.get_json()["detail"]
+    assert client.post(url, headers=factory.headers(scene.leader)).status_code == 200
+
+
 def test_confirm(client: FlaskClient, factory: Factory, world: World, scene: Scene) -> None:
     headers = factory.headers(scene.volunteer)
     att = tap(client, headers, scene.assignment, client_time=iso(scene.starts)).get_json()
@@ -320,6 +346,37 @@ def test_manual_award_and_reversal(
     assert [a.action for a in world.rows(AuditLog)] == ["hours.award", "hours.reverse"]
     me = client.get("/api/v1/me/hours", headers=factory.headers(scene.volunteer)).get_json()
     assert me["total_minutes"] == 0 and len(me["entries"]) == 2
+
+
+def test_nobody_awards_or_reverses_their_own_hours(
+    client: FlaskClient, factory: Factory, world: World, scene: Scene
+) -> None:
+    """Another coordinator of the branch (or the secretary-general) awards a coordinator's
+    hours, and reverses them: the person credited never reviews their own hours."""
+    body = {
+        "branch": "patrol",
+        "minutes": 600,
+        "occurred_at": "2026-03-02T09:00:00+08:00",
+        "reason": "信访局值班",
+    }
+    own = award(client, factory, scene.coordinator, member=scene.coordinator, **body)
+    assert own.status_code == 403, own.get_json()
+    assert "another coordinator" in own.get_json()["detail"]
+    assert world.rows(HoursEntry) == []
+
+    colleague = factory.create_member(name="协调员二", roles=(("coordinator", "patrol", None),))
+    given = award(client, factory, colleague, member=scene.coordinator, **body)
+    assert given.status_code == 201, given.get_json()
+    reverse_url = f"/api/v1/hours/{given.get_json()['id']}/reverse"
+    own_reversal = client.post(
+        reverse_url, json={"reason": "重复录入"}, headers=factory.headers(scene.coordinator)
+    )
+    assert own_reversal.status_code == 403, own_reversal.get_json()
+    assert "another coordinator" in own_reversal.get_json()["detail"]
+    reversed_ = client.post(
+        reverse_url, json={"reason": "重复录入"}, headers=factory.headers(colleague)
+    )
+    assert reversed_.status_code == 201, reversed_.get_json()
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from flask_jwt_extended import jwt_required
 
 from volunteer_hub.api import Blueprint
 from volunteer_hub.auth.policy import (
+    Actor,
     can_manage_attendance,
     current_actor,
     require,
@@ -43,6 +44,15 @@ def bounded(object_id: int, what: str) -> int:
     if object_id > MAX_ID:
         raise NotFound(f"No such {what}.")
     return object_id
+
+
+def require_not_own(actor: Actor, member_id: int, detail: str) -> None:
+    """Nobody reviews their own hours: a leader's or coordinator's own attendance is corrected
+    and confirmed, and their hours awarded and reversed, by someone else.
+
+    :raise Forbidden: `member_id` is the caller.
+    """
+    require(member_id != actor.member_id, detail)
 
 
 def _rules() -> attendance.Rules:
@@ -148,7 +158,8 @@ class Correction(MethodView):
     def post(self, args: dict[str, Any], assignment_id: int) -> dict[str, Any]:
         """Record a missed check-in or check-out, or fix one, with a reason (audited).
 
-        Squad leader of the post's squad, coordinators of its branch, the secretary-general.
+        Squad leader of the post's squad, coordinators of its branch, the secretary-general;
+        never on their own assignment (403).
         """
         actor = current_actor()
         session = db.session()
@@ -159,6 +170,12 @@ class Correction(MethodView):
         manages = can_manage_attendance(actor, branch_id, town_id)
         require_visible(manages or assignment.member_id == actor.member_id, "assignment")
         require(manages, "Only the squad leader or a coordinator corrects attendance.")
+        require_not_own(
+            actor,
+            assignment.member_id,
+            "Nobody corrects their own attendance; another squad leader or your coordinator "
+            "must record it.",
+        )
         att = attendance.correct(
             session,
             actor_id=actor.member_id,
@@ -179,7 +196,7 @@ class Confirm(MethodView):
     @blp.alt_response(409, description="the volunteer has not checked out")
     @blp.doc(security=[{"bearer": []}])
     def post(self, attendance_id: int) -> dict[str, Any]:
-        """A squad leader or coordinator confirms a closed attendance."""
+        """A squad leader or coordinator confirms a closed attendance, never their own (403)."""
         actor = current_actor()
         session = db.session()
         att = attendance.get_attendance(session, bounded(attendance_id, "attendance"))
@@ -188,5 +205,11 @@ class Confirm(MethodView):
         manages = can_manage_attendance(actor, branch_id, town_id)
         require_visible(manages or att.member_id == actor.member_id, "attendance")
         require(manages, "Only the squad leader or a coordinator confirms attendance.")
+        require_not_own(
+            actor,
+            att.member_id,
+            "Nobody confirms their own attendance; another squad leader or your coordinator "
+            "must confirm it.",
+        )
         att = attendance.confirm(session, actor_id=actor.member_id, att=att, now=utcnow())
         return attendance.attendance_view(att)

@@ -9,7 +9,7 @@ from flask_jwt_extended import jwt_required
 from sqlalchemy import func, select
 
 from volunteer_hub.api import Blueprint
-from volunteer_hub.api.attendance import bounded
+from volunteer_hub.api.attendance import bounded, require_not_own
 from volunteer_hub.auth.policy import can_award_hours, current_actor, require, require_visible
 from volunteer_hub.database import is_postgresql
 from volunteer_hub.extensions import db
@@ -72,12 +72,18 @@ class ManualAward(MethodView):
     def post(self, args: dict[str, Any]) -> dict[str, Any]:
         """Award hours for service outside any shift (rota duty at an outside office).
 
-        Coordinators of the branch, the secretary-general, admins.
+        Coordinators of the branch, the secretary-general, admins; never to themselves (403).
         """
         actor = current_actor()
         session = db.session()
         branch = hours.branch_by_code(session, args["branch"])
         require(can_award_hours(actor, branch.id), "Only the branch's coordinators award hours.")
+        require_not_own(
+            actor,
+            args["member"],
+            "Nobody awards hours to themselves; another coordinator of the branch or the "
+            "secretary-general must award them.",
+        )
         entry = hours.award_manual(
             session,
             actor_id=actor.member_id,
@@ -99,13 +105,22 @@ class Reverse(MethodView):
     @blp.alt_response(409, description="already reversed, or not an original entry")
     @blp.doc(security=[{"bearer": []}])
     def post(self, args: dict[str, Any], entry_id: int) -> dict[str, Any]:
-        """Cancel a ledger entry (and its corrections) with a reversal entry; audited."""
+        """Cancel a ledger entry (and its corrections) with a reversal entry; audited.
+
+        Coordinators of the branch, the secretary-general, admins; never their own (403).
+        """
         actor = current_actor()
         session = db.session()
         entry = hours.get_entry(session, bounded(entry_id, "hours entry"))
         allowed = can_award_hours(actor, entry.branch_id)
         require_visible(allowed or entry.member_id == actor.member_id, "hours entry")
         require(allowed, "Only the branch's coordinators reverse hours.")
+        require_not_own(
+            actor,
+            entry.member_id,
+            "Nobody reverses their own hours; another coordinator of the branch or the "
+            "secretary-general must reverse them.",
+        )
         reversal = hours.reverse_entry(
             session,
             actor_id=actor.member_id,
