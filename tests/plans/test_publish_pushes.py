@@ -207,3 +207,19 @@ def test_taken_off_two_shifts_and_put_on_one_is_told_one_change_and_one_cancella
         ("assignment_cancelled", dropped[1]),
         ("assignment_changed", given),
     ]
+
+
+def test_a_cancellation_names_the_time_the_volunteer_was_told(
+    app: Flask, client: FlaskClient, one_shift: OneShift
+) -> None:
+    """Told of 08:00-12:00, the shift then moved to 10:00 and the volunteer taken off it in
+    the same round: the cancellation names their 08:00 shift, not a 10:00 one never told."""
+    s = one_shift
+    _publish(client, s.headers, s.plan)
+    _move(client, s.headers, s.plan, s.shift, s.day, 10)
+    _remove(client, s.headers, s.plan, s.assignment)
+    mark = max_outbox_id(app)
+    _publish(client, s.headers, s.plan)
+    assert [(p.kind, p.start, p.end) for p in _pushes(app, mark)] == [
+        ("assignment_cancelled", "08:00", "12:00")
+    ]

@@ -3,9 +3,12 @@ volunteer's push and their reminders.
 
 Only what changed since the last publish is told: a new assignment gets
 `assignment_published`, a moved one `assignment_changed`, a dropped one `assignment_cancelled`
-with its pending reminders cancelled. A volunteer taken off one shift and put on another is
-told of one `assignment_changed`: each new assignment is paired with at most one removal of the
-same volunteer, in start order, and a removal left over still gets its `assignment_cancelled`.
+naming the times the volunteer was told (the assignment's published times, even if the shift
+has moved since), with its pending reminders cancelled. A volunteer taken off one shift and
+put on another is told of one `assignment_changed`: each new assignment is paired with at most
+one removal of the same volunteer, in start order, and a removal left over still gets its
+`assignment_cancelled`.
+
 A moved assignment's pending reminders are cancelled and new ones queued for its new time.
 
 Dedupe keys name the assignment; those of a moved assignment's push and reminders also name
@@ -28,7 +31,7 @@ plain tuples, and the overlap check is one SQL statement.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -152,6 +155,37 @@ def _roster(session: Session, plan_id: int) -> list[_Row]:
         _Row(assignment_id, member_id, status, pending, bool(moved), shifts[shift_id])
         for assignment_id, member_id, shift_id, status, pending, moved in rows
     ]
+
+
+def _as_told(session: Session, removed: Sequence[_Row]) -> list[_Row]:
+    """Removed rows with the times their volunteers were told: a shift moved since the last
+    publish was never announced at its new time, so its cancellation names the assignment's
+    own (published) times. Those are read for moved removals only."""
+    stale = [r.id for r in removed if r.moved]
+    if not stale:
+        return list(removed)
+    told: dict[int, tuple[datetime, datetime]] = {}
+    for chunk in _chunks(stale):
+        told.update(
+            (assignment_id, (starts_at, ends_at))
+            for assignment_id, starts_at, ends_at in session.execute(
+                select(Assignment.id, Assignment.starts_at, Assignment.ends_at).where(
+                    Assignment.id.in_(chunk)
+                )
+            )
+        )
+    shifts: dict[tuple[int, datetime, datetime], ShiftInfo] = {}
+    rows = []
+    for row in removed:
+        times = told.get(row.id)
+        if times is not None:
+            ident = (row.shift.id, *times)
+            info = shifts.get(ident)
+            if info is None:
+                info = shifts[ident] = shift_info(row.shift.id, *times, row.shift.post)
+            row = replace(row, shift=info)
+        rows.append(row)
+    return rows
 
 
 def _has_changes(session: Session, plan_id: int) -> bool:
@@ -442,7 +476,9 @@ def publish_plan(
         session.commit()
         return plan
     roster = _roster(session, plan.id)
-    removed = [r for r in roster if r.status in ACTIVE_STATUSES and r.pending_removal]
+    removed = _as_told(
+        session, [r for r in roster if r.status in ACTIVE_STATUSES and r.pending_removal]
+    )
     kept = [r for r in roster if r.status in ACTIVE_STATUSES and not r.pending_removal]
     moved = [r for r in kept if r.moved]
     new = [r for r in roster if r.status == AssignmentStatus.PROPOSED]
