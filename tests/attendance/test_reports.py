@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from tests.conftest import Factory
 from volunteer_hub.extensions import db
 from volunteer_hub.models.attendance import HoursKind
-from volunteer_hub.services import hours
+from volunteer_hub.services import hours, reports
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -241,6 +241,49 @@ def test_csv_has_a_bom_chinese_headers_and_totals(
     assert rows[0] == ["分会", "键", "名称", "服务时长（小时）", "服务分钟", "人次", "人数"]
     assert ["patrol", "patrol", "治安巡防", "4.5", "270", "3", "2"] in rows
     assert rows[-1][0] == "合计" and rows[-1][-3:] == ["315", "4", "3"]
+
+
+def test_csv_hours_round_half_up_as_the_xlsx_shows_them(
+    client: FlaskClient, factory: Factory, ledger: Ledger
+) -> None:
+    """135 minutes are 2.25 hours and 315 are 5.25: with one decimal the CSV says 2.3 and 5.3,
+    as the XLSX of the same report shows them (2.25 in a 0.0 cell), not 2.2 and 5.2."""
+    response = report(client, factory, ledger.sg, "/reports/hours.csv", group_by="month")
+    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+    february = next(r for r in rows if r[0] == "2026-02")
+    assert february[3:5] == ["2.3", "135"]
+    assert rows[-1][0] == "合计" and rows[-1][3:5] == ["5.3", "315"]
+    book = report(client, factory, ledger.sg, "/reports/hours.xlsx", group_by="month")
+    sheet = load_workbook(io.BytesIO(book.data)).active
+    cells = {row[0].value: row[3] for row in sheet.iter_rows(min_row=2)}
+    assert cells["2026-02"].value == pytest.approx(2.25)
+    assert cells["2026-02"].number_format == "0.0"
+    assert cells["合计"].value == pytest.approx(5.25)
+
+
+def test_csv_hours_round_halves_away_from_zero_on_both_sides() -> None:
+    """Hours are rounded from the exact minutes / 60, half away from zero as Excel rounds a
+    0.0 cell: a net negative row shows the same figure as its positive twin, negated."""
+    minutes = [135, -135, 9, -9, 3, 1, 0, -315]
+    rows = [
+        {"branch": str(m), "key": str(m), "name": "x", "minutes": m, "turns": 0, "members": 0}
+        for m in minutes
+    ]
+    exported = reports.to_csv(
+        {"group_by": ["branch"], "rows": rows, "total_minutes": -45, "turns": 0, "members": 0}
+    )
+    lines = list(csv.reader(io.StringIO(exported.decode("utf-8-sig"))))[1:]
+    assert [line[3] for line in lines] == [
+        "2.3",
+        "-2.3",
+        "0.2",
+        "-0.2",
+        "0.1",
+        "0.0",
+        "0.0",
+        "-5.3",
+        "-0.8",
+    ]
 
 
 def test_xlsx_has_a_sheet_per_grouping(

@@ -22,6 +22,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
@@ -843,6 +844,13 @@ def _member_page(
 # ---------------------------------------------------------------------- exports
 
 HEADERS = ["键", "名称", "服务时长（小时）", "服务分钟", "人次", "人数"]
+TENTH = Decimal("0.1")
+
+
+def hours_of(minutes: int) -> Decimal:
+    """Minutes as hours, exactly: a float of minutes / 60 is a hair below or above the tenths
+    that people round (9 minutes are 0.15 h, 0.1499... as a float)."""
+    return Decimal(minutes) / 60
 
 
 def _table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]], list[Any]]:
@@ -851,7 +859,7 @@ def _table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]], list[Any
     header = [DIMENSION_HEADERS[d] for d in dims] + HEADERS
     body = [
         [r[d] for d in dims]
-        + [r["key"], r["name"], r["minutes"] / 60, r["minutes"], r["turns"], r["members"]]
+        + [r["key"], r["name"], hours_of(r["minutes"]), r["minutes"], r["turns"], r["members"]]
         for r in report["rows"]
     ]
     total = (
@@ -859,7 +867,7 @@ def _table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]], list[Any
         + [""] * len(dims)
         + [
             "",
-            report["total_minutes"] / 60,
+            hours_of(report["total_minutes"]),
             report["total_minutes"],
             report["turns"],
             report["members"],
@@ -874,10 +882,12 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_cell(value: Any) -> Any:
-    """Hours with one decimal; text that would start a formula behind an apostrophe (OWASP's
-    advice: the sheet shows the text, and never evaluates it)."""
-    if isinstance(value, float):
-        return f"{value:.1f}"
+    """Hours with one decimal, halves rounded away from zero as Excel and WPS show the XLSX's
+    0.0 cells (Python's float formatting rounds half to even, and from the float: 2.25 h came
+    out as 2.2); text that would start a formula behind an apostrophe (OWASP's advice: the
+    sheet shows the text, and never evaluates it)."""
+    if isinstance(value, Decimal):
+        return str(value.quantize(TENTH, rounding=ROUND_HALF_UP))
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
@@ -908,7 +918,8 @@ def to_xlsx(reports: Sequence[dict[str, Any]], *, title: str) -> bytes:
         sheet = book.create_sheet("、".join(SHEET_NAMES[d] for d in report["group_by"])[:31])
         sheet.append(header)
         for row in (*body, total):
-            sheet.append(row)
+            # Hours as the number nearest the exact value; the 0.0 format rounds it for display.
+            sheet.append([float(c) if isinstance(c, Decimal) else c for c in row])
             for cell in sheet[sheet.max_row]:
                 if isinstance(cell.value, str):
                     cell.data_type = "s"  # text, never a formula (openpyxl reads "=…" as one)
