@@ -180,6 +180,8 @@ def test_a_leader_clearing_a_no_show_is_audited_on_the_assignment(
         ({"reason": "x"}, "check_out_at"),
         ({"check_out_at": "2026-01-01T08:00:00+08:00"}, "reason"),
         ({"check_out_at": "2026-01-01T08:00:00+08:00", "reason": ""}, "reason"),
+        ({"check_out_at": "2026-01-01T08:00:00+08:00", "reason": "   "}, "reason"),
+        ({"check_out_at": "2026-01-01T08:00:00+08:00", "reason": "\u3000\n\t"}, "reason"),
         ({"check_out_at": "2026-01-01T08:00:00+08:00", "reason": "a\x00b"}, "reason"),
     ],
 )
@@ -379,6 +381,44 @@ def test_nobody_awards_or_reverses_their_own_hours(
     assert reversed_.status_code == 201, reversed_.get_json()
 
 
+def test_reasons_are_stored_without_surrounding_blanks_and_a_blank_one_is_refused(
+    client: FlaskClient, factory: Factory, world: World, scene: Scene
+) -> None:
+    """A reason is what the audit shows as "why": blank is no reason, for a correction, an
+    award or a reversal alike; spaces around one are not kept."""
+    fixed = correct(
+        client,
+        factory,
+        scene.leader,
+        scene.assignment,
+        check_in_at=iso(scene.starts),
+        check_out_at=iso(scene.ends),
+        reason="  纸质签到表\n",
+    )
+    assert fixed.status_code == 200, fixed.get_json()
+    (audited,) = world.rows(AuditLog, AuditLog.action == "attendance.correct")
+    (credit,) = world.rows(HoursEntry)
+    assert (audited.reason, credit.reason) == ("纸质签到表", "纸质签到表")
+
+    body = {
+        "member": scene.volunteer,
+        "branch": "patrol",
+        "minutes": 60,
+        "occurred_at": "2026-03-02T09:00:00+08:00",
+    }
+    given = award(client, factory, scene.coordinator, reason="\u3000信访局轮值 ", **body)
+    assert given.status_code == 201, given.get_json()
+    assert given.get_json()["reason"] == "信访局轮值"
+    reverse_url = f"/api/v1/hours/{given.get_json()['id']}/reverse"
+    coordinator = factory.headers(scene.coordinator)
+    blank = client.post(reverse_url, json={"reason": " \t "}, headers=coordinator)
+    assert blank.status_code == 422, blank.get_json()
+    assert "reason" in blank.get_json()["errors"]
+    reversed_ = client.post(reverse_url, json={"reason": " 重复录入 "}, headers=coordinator)
+    assert reversed_.status_code == 201, reversed_.get_json()
+    assert reversed_.get_json()["reason"] == "重复录入"
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -391,6 +431,8 @@ def test_nobody_awards_or_reverses_their_own_hours(
         ({"member": -1}, "member"),
         ({"branch": "nope"}, "branch"),
         ({"reason": ""}, "reason"),
+        ({"reason": "   "}, "reason"),
+        ({"reason": "\u3000\u3000"}, "reason"),
         ({"reason": "轮值\x00"}, "reason"),
         ({"reason": "lone \ud800 surrogate"}, "reason"),
         ({"branch": "patrol\x00"}, "branch"),

@@ -33,6 +33,26 @@ def Text(maximum: int, **kwargs: Any) -> fields.String:
     return fields.String(validate=[validate.Length(1, maximum), plain_text], **kwargs)
 
 
+def not_blank(value: str) -> None:
+    """:raise ValidationError: nothing but spaces (after stripping, nothing at all)."""
+    if not value:
+        raise ValidationError("Give a reason; blank is not one.")
+
+
+class Stripped(fields.String):
+    """Text without the spaces around it (Unicode ones too, such as the ideographic space)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        return text.strip()
+
+
+def Reason(maximum: int = 500, **kwargs: Any) -> fields.String:
+    """Why a leader or coordinator changed someone's hours, as the audit shows it: stored
+    stripped, and refused when blank."""
+    return Stripped(validate=[not_blank, validate.Length(max=maximum), plain_text], **kwargs)
+
+
 class FixArgs(StrictSchema):
     lat = Latitude(required=True)
     lon = Longitude(required=True)
@@ -74,7 +94,7 @@ class AttendanceSchema(Schema):
 class CorrectionArgs(StrictSchema):
     check_in_at = AwareDateTime(load_default=None, allow_none=True)
     check_out_at = AwareDateTime(load_default=None, allow_none=True)
-    reason = Text(500, required=True)
+    reason = Reason(required=True)
 
     @validates_schema
     def _one_time(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -90,11 +110,11 @@ class AwardArgs(StrictSchema):
         strict=True, required=True, validate=validate.Range(1, MAX_ENTRY_MINUTES)
     )
     occurred_at = AwareDateTime(required=True)
-    reason = Text(500, required=True)
+    reason = Reason(required=True)
 
 
 class ReasonArgs(StrictSchema):
-    reason = Text(500, required=True)
+    reason = Reason(required=True)
 
 
 class HoursEntrySchema(Schema):
