@@ -3,7 +3,7 @@ is refused (403)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +12,17 @@ from flask.testing import FlaskClient
 
 from tests.conftest import Factory
 from tests.plans.conftest import World, create_plan, next_monday
+from volunteer_hub.extensions import db
+from volunteer_hub.models.plans import (
+    Assignment,
+    AssignmentStatus,
+    Plan,
+    PlanStatus,
+    Post,
+    PostKind,
+    Shift,
+    ShiftKind,
+)
 
 
 def _post(world: World, **change: Any) -> dict[str, Any]:
@@ -215,3 +226,94 @@ def test_other_branches_and_roles(
     assert (
         client.post("/api/v1/assignments/1/decline", json={}, headers=volunteer).status_code == 422
     )
+
+
+# ---------------------------------------------------------------------- query filters
+
+
+def _roster_in_two_towns(app: Flask, factory: Factory, world: World, other_town: int) -> int:
+    """A draft plan of no town with a shift at a post of each town: world.volunteers[0] on
+    both shifts, [1] on the first only; returns the plan id."""
+    start = datetime.combine(next_monday(), time(8), UTC)
+    with app.app_context():
+        other_post = Post(
+            branch_id=factory.branch_id("patrol"),
+            town_id=other_town,
+            name="乙镇巡逻点",
+            lat=29.9,
+            lon=121.6,
+            radius_m=200,
+            kind=PostKind.POINT,
+        )
+        plan = Plan(
+            branch_id=factory.branch_id("patrol"),
+            name="两镇",
+            starts_on=start.date(),
+            ends_on=start.date() + timedelta(days=6),
+            status=PlanStatus.DRAFT,
+        )
+        db.session.add_all([other_post, plan])
+        db.session.flush()
+        for day, post in enumerate((world.posts[0], other_post.id)):
+            starts_at = start + timedelta(days=day)
+            shift = Shift(
+                plan_id=plan.id,
+                post_id=post,
+                starts_at=starts_at,
+                ends_at=starts_at + timedelta(hours=4),
+                kind=ShiftKind.DAY,
+                headcount=2,
+                skills={},
+            )
+            db.session.add(shift)
+            db.session.flush()
+            for member in world.volunteers[: 2 - day]:
+                db.session.add(
+                    Assignment(
+                        plan_id=plan.id,
+                        shift_id=shift.id,
+                        member_id=member,
+                        status=AssignmentStatus.PROPOSED,
+                        starts_at=shift.starts_at,
+                        ends_at=shift.ends_at,
+                    )
+                )
+        db.session.commit()
+        return plan.id
+
+
+def test_posts_and_the_roster_filter_by_id_from_the_query_string(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    """GET /posts?town= and the roster's shift, town and member filters take the ids as the
+    query string carries them (text), and answer the matching rows."""
+    headers = world.coordinator_headers(factory)
+    other_town = factory.create_town("乙镇")
+    other = client.post("/api/v1/posts", json=_post(world, town=other_town), headers=headers)
+    assert other.status_code == 201, other.get_json()
+    posts = client.get(f"/api/v1/posts?town={other_town}", headers=headers)
+    assert posts.status_code == 200, posts.get_json()
+    assert [post["id"] for post in posts.get_json()["items"]] == [other.get_json()["id"]]
+    plan = _roster_in_two_towns(app, factory, world, other_town)
+    url = f"/api/v1/plans/{plan}/assignments"
+    everyone = client.get(url, headers=headers).get_json()["items"]
+    assert len(everyone) == 3
+    first_shift = everyone[0]["shift"]["id"]
+
+    def rows(query: str) -> list[tuple[int, int]]:
+        response = client.get(f"{url}?{query}", headers=headers)
+        assert response.status_code == 200, (query, response.get_json())
+        return [
+            (item["shift"]["id"], item["member"]["id"]) for item in response.get_json()["items"]
+        ]
+
+    first, second = world.volunteers[:2]
+    assert rows(f"shift={first_shift}") == [(first_shift, first), (first_shift, second)]
+    assert [member for _, member in rows(f"member={second}")] == [second]
+    assert rows(f"town={other_town}") == [(everyone[2]["shift"]["id"], first)]
+    assert rows(f"town={world.town}&member={first}") == [(first_shift, first)]
+    for bad in ("abc", "0", "-1", "1.5", "1_0", "%201", str(2**31), "99999999999999999999"):
+        for path in (f"/api/v1/posts?town={bad}", f"{url}?town={bad}", f"{url}?member={bad}"):
+            response = client.get(path, headers=headers)
+            assert response.status_code == 422, (path, response.get_json())
+        assert client.get(f"{url}?shift={bad}", headers=headers).status_code == 422, bad

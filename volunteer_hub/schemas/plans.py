@@ -6,11 +6,13 @@ role is checked in the services.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from volunteer_hub.schemas.common import (
+    MAX_ID,
     AwareDateTime,
     Id,
     Latitude,
@@ -20,6 +22,22 @@ from volunteer_hub.schemas.common import (
 )
 
 BRANCH_CODE = validate.Regexp(r"^[a-z_]{1,32}$", error="Not a branch code.")
+
+
+class _QueryInteger(fields.Integer):
+    """Plain ASCII digits only: int() would also take " 7", "7_0" or fullwidth digits."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,20}", value):
+            raise self.make_error("invalid")
+        result: int = super()._deserialize(value, attr, data, **kwargs)
+        return result
+
+
+def QueryId(**kwargs: Any) -> fields.Integer:
+    """An id given in a query string. Not Id(): query values are text, and its strict integer
+    refuses every one of them; this takes digits and still bounds the value like Id()."""
+    return _QueryInteger(validate=validate.Range(1, MAX_ID), **kwargs)
 
 
 def _plain_text(value: str) -> None:
@@ -66,7 +84,7 @@ class PostArgs(StrictSchema):
 
 class PostListArgs(PageArgs):
     branch = fields.String(validate=BRANCH_CODE)
-    town = Id()
+    town = QueryId()
 
 
 class PostSchema(Schema):
@@ -304,9 +322,9 @@ class AssignmentPage(Schema):
 
 
 class AssignmentListArgs(PageArgs):
-    shift = Id()
-    town = Id()
-    member = Id()
+    shift = QueryId()
+    town = QueryId()
+    member = QueryId()
     status = fields.String(
         validate=validate.OneOf(
             ["proposed", "published", "accepted", "declined", "cancelled", "completed", "no_show"]
