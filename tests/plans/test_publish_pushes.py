@@ -18,6 +18,7 @@ from tests.plans.conftest import (
     create_plan,
     max_outbox_id,
     next_monday,
+    quiet_window_around_now,
 )
 from volunteer_hub.extensions import db
 from volunteer_hub.models.notifications import OutboxMessage
@@ -222,4 +223,45 @@ def test_a_cancellation_names_the_time_the_volunteer_was_told(
     _publish(client, s.headers, s.plan)
     assert [(p.kind, p.start, p.end) for p in _pushes(app, mark)] == [
         ("assignment_cancelled", "08:00", "12:00")
+    ]
+
+
+def _kinds(pushes: list[Push]) -> list[tuple[str, str, str]]:
+    return [(p.kind, p.start, p.status) for p in pushes if p.kind != "shift_reminder"]
+
+
+def test_a_move_while_the_announcement_is_held_announces_the_new_time_instead(
+    app: Flask, client: FlaskClient, one_shift: OneShift, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Published in quiet hours, the `assignment_published` waits for the morning; a move
+    before then cancels it, and the volunteer, never told of the shift, is told of it once,
+    at the new time."""
+    monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", quiet_window_around_now())
+    s = one_shift
+    _publish(client, s.headers, s.plan)
+    _move(client, s.headers, s.plan, s.shift, s.day, 10)
+    _publish(client, s.headers, s.plan)
+    assert _kinds(_pushes(app, assignment=s.assignment)) == [
+        ("assignment_published", "08:00", "cancelled"),
+        ("assignment_published", "10:00", "pending"),
+    ]
+    assert _pending_reminders(app, s.assignment) == [("10:00", "14:00")] * 2
+
+
+def test_a_move_while_a_change_is_held_replaces_it_and_leaves_what_went_out(
+    app: Flask, client: FlaskClient, one_shift: OneShift, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The announcement went out at once (not held: it stays pending only until the worker
+    runs); the change published in quiet hours waits, and a second move before morning
+    replaces it with a change to the latest time."""
+    s = one_shift
+    _publish(client, s.headers, s.plan)
+    monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", quiet_window_around_now())
+    for start in (10, 12):
+        _move(client, s.headers, s.plan, s.shift, s.day, start)
+        _publish(client, s.headers, s.plan)
+    assert _kinds(_pushes(app, assignment=s.assignment)) == [
+        ("assignment_published", "08:00", "pending"),
+        ("assignment_changed", "10:00", "cancelled"),
+        ("assignment_changed", "12:00", "pending"),
     ]

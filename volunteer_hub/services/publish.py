@@ -9,7 +9,10 @@ put on another is told of one `assignment_changed`: each new assignment is paire
 one removal of the same volunteer, in start order, and a removal left over still gets its
 `assignment_cancelled`.
 
-A moved assignment's pending reminders are cancelled and new ones queued for its new time.
+A moved assignment's pending reminders are cancelled and new ones queued for its new time, and
+so is a push about it still held for quiet hours (naming the old time): if that was its
+`assignment_published`, the volunteer was never told of the shift, so the move is told as an
+`assignment_published` at the new time rather than an `assignment_changed`.
 
 Dedupe keys name the assignment; those of a moved assignment's push and reminders also name
 the plan version being published, since outbox keys stay taken by cancelled rows too: a shift
@@ -30,7 +33,7 @@ plain tuples, and the overlap check is one SQL statement.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,7 +47,7 @@ from volunteer_hub.auth.policy import Actor
 from volunteer_hub.database import is_postgresql
 from volunteer_hub.errors import Conflict
 from volunteer_hub.models import Member
-from volunteer_hub.models.notifications import OutboxMessage
+from volunteer_hub.models.notifications import InboxItem, OutboxMessage, OutboxStatus
 from volunteer_hub.models.plans import (
     ACTIVE_STATUSES,
     Assignment,
@@ -63,7 +66,8 @@ from volunteer_hub.services.quiet_hours import QuietHours, held
 
 DEFAULT_REMINDER_OFFSETS_H = (24, 2)
 CHUNK = 5000
-_CANCELLED_WITH_SHIFT = ["shift_reminder", "assignment_published", "assignment_changed"]
+_TOLD_OF_SHIFT = ["assignment_published", "assignment_changed"]
+_CANCELLED_WITH_SHIFT = ["shift_reminder", *_TOLD_OF_SHIFT]
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,8 +413,10 @@ def _pushes(
     now: datetime,
     version: int,
     quiet: QuietHours | None = None,
+    unannounced: Collection[int] = (),
 ) -> list[BulkPush]:
-    """The publish's pushes; `version` is the plan version being published."""
+    """The publish's pushes; `version` is the plan version being published, `unannounced`
+    the moved assignments whose announcement was withdrawn before it went out."""
     changed, told_by_change = _paired(new, removed)
     pushes: list[BulkPush] = []
     for row in new:
@@ -423,8 +429,9 @@ def _pushes(
         )
     for row in moved:
         params = _params(row)
-        key = f"assignment:{row.id}:assignment_changed:v{version}"
-        pushes.append(_told("assignment_changed", params, key, row, now, quiet))
+        kind = "assignment_published" if row.id in unannounced else "assignment_changed"
+        key = f"assignment:{row.id}:{kind}:v{version}"
+        pushes.append(_told(kind, params, key, row, now, quiet))
         pushes.extend(
             reminder_pushes(
                 row.id, row.member_id, row.shift, offsets_h, now, params, quiet, version
@@ -488,7 +495,9 @@ def publish_plan(
         _raise_conflicts(conflicts)
     try:
         _apply(session, plan, removed, moved, now)
-        pushes = _pushes(new, moved, removed, reminder_offsets_h, now, plan.version + 1, quiet)
+        unannounced = _withdraw_held(session, moved, now)
+        version = plan.version + 1
+        pushes = _pushes(new, moved, removed, reminder_offsets_h, now, version, quiet, unannounced)
         sent = outbox.enqueue_bulk(session, pushes, existing_keys=_used_keys(session, plan.id))
         plan.status = PlanStatus.PUBLISHED
         plan.published_at = now
@@ -566,6 +575,44 @@ def _apply(
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def _withdraw_held(session: Session, moved: Sequence[_Row], now: datetime) -> set[int]:
+    """Cancel the pushes about moved assignments still held for quiet hours: they name the
+    old time and would go out beside the change. (A push already due is left to the worker,
+    which may be sending it.)
+
+    :return: the assignments whose held push was their announcement: the volunteer has not
+        been told of the shift, so the publish announces it at the new time.
+    """
+    held: list[int] = []
+    unannounced: set[int] = set()
+    for chunk in _chunks([r.id for r in moved]):
+        for outbox_id, assignment_id, kind in session.execute(
+            select(OutboxMessage.id, OutboxMessage.assignment_id, OutboxMessage.kind).where(
+                OutboxMessage.assignment_id.in_(chunk),
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.kind.in_(_TOLD_OF_SHIFT),
+                OutboxMessage.deliver_after > now,
+            )
+        ):
+            held.append(outbox_id)
+            if kind == "assignment_published" and assignment_id is not None:
+                unannounced.add(assignment_id)
+    clock = utcnow()
+    for chunk in _chunks(held):
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(chunk), OutboxMessage.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.CANCELLED)
+        )
+        # As outbox.cancel_pending: an inbox item already shown stays.
+        session.execute(
+            update(InboxItem)
+            .where(InboxItem.outbox_id.in_(chunk), InboxItem.visible_at > clock)
+            .values(withdrawn_at=clock)
+        )
+    return unannounced
 
 
 def reminder_offsets(config: Mapping[str, Any]) -> tuple[float, ...]:
