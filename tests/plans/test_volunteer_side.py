@@ -3,7 +3,9 @@ declining close to the start needs a coordinator; manual changes are checked by 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import threading
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +24,7 @@ from tests.plans.conftest import (
 )
 from volunteer_hub.extensions import db
 from volunteer_hub.models.audit import AuditLog
+from volunteer_hub.models.plans import ACTIVE_STATUSES, Assignment, SlotOffer, SlotOfferStatus
 from volunteer_hub.services.my_shifts import ics_escape, ics_fold
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -228,6 +231,126 @@ def test_a_decline_cancels_the_push_still_held_about_the_shift(
         and row["status"] == "pending"
     ]
     assert still == [], still
+
+
+def _two_freed_slots_offered_to_one_volunteer(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> tuple[int, int, dict[int, int]]:
+    """A plan with shifts 08-12 and 14-18 on one day (2 h apart; the rules want 8 h of rest),
+    volunteers 0 and 1 on one each, published, then both declined. Returns the plan, a
+    volunteer offered both slots and their offers (shift id -> offer id)."""
+    headers = world.coordinator_headers(factory)
+    day = next_monday()
+    plan = create_plan(client, headers, world, day, days=1)
+    created = client.post(
+        f"/api/v1/plans/{plan}/shifts",
+        json={
+            "shifts": [
+                {
+                    "post": world.posts[0],
+                    "starts_at": datetime.combine(day, time(start), SHANGHAI).isoformat(),
+                    "ends_at": datetime.combine(day, time(start + 4), SHANGHAI).isoformat(),
+                    "kind": "day",
+                    "headcount": 1,
+                }
+                for start in (8, 14)
+            ]
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.get_json()
+    shifts = [s["id"] for s in created.get_json()]
+    people = world.volunteers[:2]
+    assignments = []
+    for member, shift in zip(people, shifts, strict=True):
+        added = client.post(
+            f"/api/v1/plans/{plan}/assignments",
+            json={"member": member, "shift": shift},
+            headers=headers,
+        )
+        assert added.status_code == 201, added.get_json()
+        assignments.append(added.get_json()["id"])
+    assert client.post(f"/api/v1/plans/{plan}/publish", headers=headers).status_code == 200
+    for member, assignment in zip(people, assignments, strict=True):
+        _decline(client, factory, member, assignment)
+    with app.app_context():
+        offers: dict[int, dict[int, int]] = {}
+        for offer in db.session.scalars(select(SlotOffer)):
+            offers.setdefault(offer.member_id, {})[offer.shift_id] = offer.id
+    both = next(member for member, mine in offers.items() if set(mine) == set(shifts))
+    return plan, both, offers[both]
+
+
+def test_taking_a_slot_offer_is_refused_when_it_breaks_the_minimum_rest(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    """DESIGN.md: minimum rest between shifts is a hard rule. Taking an offered slot is
+    checked like a coordinator's manual add: one 2 h after a shift already taken is refused
+    with 409 and the checker's violations, and the offer stays open."""
+    plan, member, offers = _two_freed_slots_offered_to_one_volunteer(app, client, factory, world)
+    early, late = sorted(offers)
+    first = client.post(
+        f"/api/v1/slot-offers/{offers[early]}/accept", headers=factory.headers(member)
+    )
+    assert first.status_code == 200, first.get_json()
+    # The coordinator putting them on the other shift by hand is refused for the same rule.
+    by_hand = client.post(
+        f"/api/v1/plans/{plan}/assignments",
+        json={"member": member, "shift": late},
+        headers=world.coordinator_headers(factory),
+    )
+    assert by_hand.status_code == 409, by_hand.get_json()
+    assert "min_rest" in {v["rule"] for v in by_hand.get_json()["violations"]}
+    second = client.post(
+        f"/api/v1/slot-offers/{offers[late]}/accept", headers=factory.headers(member)
+    )
+    assert second.status_code == 409, second.get_json()
+    assert "min_rest" in {v["rule"] for v in second.get_json()["violations"]}
+    with app.app_context():
+        held = set(
+            db.session.scalars(
+                select(Assignment.shift_id).where(
+                    Assignment.member_id == member, Assignment.status.in_(ACTIVE_STATUSES)
+                )
+            )
+        )
+        assert held == {early}
+        assert db.session.get_one(SlotOffer, offers[late]).status == SlotOfferStatus.OPEN
+
+
+def test_two_slot_offers_taken_at_once_by_one_volunteer_keep_the_minimum_rest(
+    app: Flask, factory: Factory, world: World
+) -> None:
+    """The same volunteer accepts both offers at the same moment: one is taken, the other
+    refused for the minimum rest; they never end up on both."""
+    client = app.test_client()
+    _, member, offers = _two_freed_slots_offered_to_one_volunteer(app, client, factory, world)
+    barrier = threading.Barrier(2)
+    results: dict[int, tuple[int, Any]] = {}
+
+    def take(offer_id: int) -> None:
+        own = app.test_client()
+        barrier.wait()
+        response = own.post(
+            f"/api/v1/slot-offers/{offer_id}/accept", headers=factory.headers(member)
+        )
+        results[offer_id] = (response.status_code, response.get_json())
+
+    threads = [threading.Thread(target=take, args=(offer,)) for offer in offers.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(code for code, _ in results.values()) == [200, 409], results
+    refused = next(body for code, body in results.values() if code == 409)
+    assert "min_rest" in {v["rule"] for v in refused["violations"]}, refused
+    with app.app_context():
+        held = db.session.scalars(
+            select(Assignment.shift_id).where(
+                Assignment.member_id == member, Assignment.status.in_(ACTIVE_STATUSES)
+            )
+        ).all()
+    assert len(held) == 1, held
 
 
 def test_ics_text_is_escaped_and_folded() -> None:

@@ -386,12 +386,25 @@ def take_offer(
 ) -> Assignment:
     """Take an offered slot: the first replacement to accept gets it, accepted at once.
 
+    Checked like a coordinator's manual add (`plans.violations_of`): the hard rules must
+    still hold for the caller with the slot (rest between shifts, caps, ...), since the
+    caller's roster may have changed since the offer, by another offer taken, for one. The
+    plan is locked first, as publishing, a coordinator's change and a swap do, so two offers
+    taken at once in one plan are checked one after the other.
+
     :raise NotFound: not the caller's offer. :raise Conflict: already taken or closed, the
-        slot is full again, or it would double-book the caller.
+        slot is full again, it would double-book the caller, or it would break a hard rule
+        (the checker's `violations`).
     """
     offer = session.get(SlotOffer, offer_id)
     require_visible(offer is not None and offer.member_id == member_id, "offer")
     assert offer is not None
+    plan_id = session.scalar(select(Shift.plan_id).where(Shift.id == offer.shift_id))
+    plan_query = select(Plan).where(Plan.id == plan_id)
+    if is_postgresql():
+        plan_query = plan_query.with_for_update(of=Plan)
+    plan = session.scalar(plan_query)
+    assert plan is not None
     shift_query = select(Shift).where(Shift.id == offer.shift_id)
     if is_postgresql():
         shift_query = shift_query.with_for_update(of=Shift)
@@ -413,6 +426,14 @@ def take_offer(
         raise Conflict("Someone else took this slot first.")
     if overlapping_active(session, member_id, shift.starts_at, shift.ends_at):
         raise Conflict("You are already on an overlapping shift.")
+    violations = violations_of(session, plan, _Change(add=((member_id, shift.id),)), rules.builder)
+    if violations:
+        raise Conflict(
+            "Taking this slot would break hard rules: "
+            + "; ".join(v["message"] for v in violations)
+            + ".",
+            extra={"violations": violations},
+        )
     now = utcnow()
     assignment = Assignment.taken_over(
         shift.plan_id, shift.id, member_id, shift.starts_at, shift.ends_at, now
