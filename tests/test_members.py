@@ -208,7 +208,7 @@ def test_coordinator_adds_a_member_who_can_sign_in(
     (row,) = audit_rows(app, "member.create")
     assert row.actor_id == coordinator
     assert row.object_id == created["id"]
-    assert row.after is not None and row.after["phone"] == "13612345678"
+    assert row.after is not None and row.after["phone"] == "136****5678"
 
 
 def test_a_member_added_without_password_cannot_sign_in(
@@ -331,6 +331,48 @@ def test_patch_is_audited_with_before_and_after(
     assert row.before is not None and row.after is not None
     assert (row.before["name"], row.after["name"]) == ("旧名字", "新名字")
     assert row.after["skills"] == [["driving", "2031-05-01"]]
+
+
+def test_the_audit_trail_keeps_no_phone_number_or_home_position(
+    client: FlaskClient, factory: Factory, app: Flask
+) -> None:
+    """The audit log is widely read: it keeps a phone masked as for those who may not see it,
+    and of the home position only whether it is set and whether it changed."""
+    coordinator = factory.create_member(roles=(("coordinator", "patrol", None),))
+    headers = factory.headers(coordinator)
+    added = client.post(
+        f"{API}/members", json=new_member(phone="13812345678", home_lat=29.8123), headers=headers
+    )
+    assert added.status_code == 201, added.get_json()
+    member = added.get_json()["id"]
+    changed = client.patch(
+        f"{API}/members/{member}",
+        json={"phone": "13987654321", "home_lat": 29.9876, "home_lon": 121.6543},
+        headers=headers,
+    )
+    assert changed.status_code == 200, changed.get_json()
+    (created,) = audit_rows(app, "member.create")
+    (updated,) = audit_rows(app, "member.update")
+    assert created.after is not None and updated.before is not None and updated.after is not None
+    logged = str([created.after, updated.before, updated.after])
+    for private in ("13812345678", "13987654321", "29.81", "29.98", "121.65"):
+        assert private not in logged, (private, logged)
+    assert (updated.before["phone"], updated.after["phone"]) == ("138****5678", "139****4321")
+    assert updated.after["phone_changed"] and updated.after["home_changed"]
+    assert updated.before["home_set"] and updated.after["home_set"]
+    # Moving home alone is still recorded, without saying where.
+    moved = client.patch(
+        f"{API}/members/{member}", json={"home_lat": 29.5, "home_lon": 121.5}, headers=headers
+    )
+    assert moved.status_code == 200, moved.get_json()
+    last = max(audit_rows(app, "member.update"), key=lambda row: row.id)
+    assert last.after is not None and last.after["home_changed"] and "29.5" not in str(last.after)
+    number = valid_id_number()
+    given = client.patch(f"{API}/members/{member}", json={"id_number": number}, headers=headers)
+    assert given.status_code == 200, given.get_json()
+    last = max(audit_rows(app, "member.update"), key=lambda row: row.id)
+    assert last.after is not None and last.after["id_number_changed"]
+    assert number not in str([last.before, last.after])
 
 
 def test_patch_refusals(client: FlaskClient, factory: Factory) -> None:

@@ -24,6 +24,7 @@ from volunteer_hub.auth.policy import (
     can_grant,
     can_manage_member,
     can_view_member,
+    mask_phone,
     member_list_scope,
     require,
     require_visible,
@@ -113,16 +114,17 @@ def load_member(session: Session, member_id: int, *, for_update: bool = False) -
 
 
 def snapshot(member: Member) -> dict[str, Any]:
-    """What the audit trail keeps of a member (identity number masked: the log is widely read)."""
+    """What the audit trail keeps of a member. The log is widely read, so it holds no private
+    data: the phone masked as for those who may not see it, and only whether an identity
+    number and a home position are set (`private_changes` says whether they changed)."""
     return {
         "name": member.name,
-        "phone": member.phone,
+        "phone": mask_phone(member.phone),
         "id_number_set": member.id_number is not None,
         "gender": member.gender,
         "birth_year": member.birth_year,
         "town": member.town_id,
-        "home_lat": member.home_lat,
-        "home_lon": member.home_lon,
+        "home_set": member.home_lat is not None,
         "branches": sorted(branch.code for branch in member.branches),
         "skills": sorted(
             [s.skill.code, s.expires_on.isoformat() if s.expires_on else None]
@@ -132,6 +134,22 @@ def snapshot(member: Member) -> dict[str, Any]:
         "status": member.status.value,
         "organization": member.organization_id,
     }
+
+
+def _private_values(member: Member) -> dict[str, Any]:
+    return {
+        "phone": member.phone,
+        "id_number": member.id_number,
+        "home": (member.home_lat, member.home_lon),
+    }
+
+
+def private_changes(before: dict[str, Any], member: Member) -> dict[str, bool]:
+    """`{"phone_changed": True, ...}` for each private value kept out of `snapshot` that
+    changed since `_private_values` gave `before`, so that a new number with the same masked
+    form, a new identity number or a move of home is still recorded."""
+    after = _private_values(member)
+    return {f"{key}_changed": True for key, value in after.items() if before[key] != value}
 
 
 # ---------------------------------------------------------------------- reading
@@ -380,10 +398,10 @@ def update_member(session: Session, actor: Actor, member_id: int, data: dict[str
         for field in ("birth_year", "gender"):
             data.setdefault(field, None)
         _identity_defaults(data)
-    before = snapshot(member)
+    before, private_before = snapshot(member), _private_values(member)
     with _phone_unique(session):
         _apply(session, member, data)
-        after = snapshot(member)
+        after = snapshot(member) | private_changes(private_before, member)
         if after != before:
             audit.record(
                 session,
