@@ -53,6 +53,32 @@ def test_repeated_failures_are_throttled_with_retry_after(
     assert int(blocked.headers["Retry-After"]) > 0
 
 
+def test_spellings_of_one_phone_share_one_failure_limit(
+    client: FlaskClient, factory: Factory
+) -> None:
+    """Sign-in looks the phone up without surrounding blanks, so the per-phone throttle counts
+    the same phone whatever blanks surround it: they are not fresh allowances of guesses."""
+    factory.create_member(phone="13900001114")
+    variants = [" 13900001114", "13900001114\t", "\n13900001114 ", "13900001114\u3000"]
+    statuses = [
+        client.post("/api/v1/auth/login", json={"phone": phone, "password": "x"}).status_code
+        for phone in [*variants, "13900001114"]
+    ]
+    assert statuses == [401] * 5
+    assert [
+        client.post("/api/v1/auth/login", json={"phone": phone, "password": "x"}).status_code
+        for phone in variants
+    ] == [429] * len(variants)
+    activations = [
+        client.post(
+            "/api/v1/auth/activate",
+            json={"phone": phone, "code": "00000000", "password": "a new password"},
+        ).status_code
+        for phone in [*variants, "13900001114", " 13900001114"]
+    ]
+    assert activations == [401] * 5 + [429]
+
+
 def test_refresh_rotates_and_reuse_revokes_the_family(
     client: FlaskClient, factory: Factory
 ) -> None:

@@ -22,9 +22,10 @@ blp = Blueprint("auth", __name__, description="Accounts and tokens")
 
 
 def _phone_key() -> str:
+    """The phone as sign-in and sign-in codes look it up, so its spellings share one limit."""
     body = request.get_json(silent=True)
     phone = body.get("phone") if isinstance(body, dict) else None
-    return f"login-phone:{str(phone)[:20] if phone else '-'}"
+    return f"login-phone:{accounts.normal_phone(str(phone))[:20] if phone else '-'}"
 
 
 def _failed(response: Any) -> bool:

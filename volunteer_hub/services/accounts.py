@@ -13,12 +13,18 @@ from volunteer_hub.models import Member, MemberStatus
 WRONG_LOGIN = "The phone number or password is wrong."
 
 
+def normal_phone(phone: str) -> str:
+    """The phone as sign-in looks it up (blanks around it dropped); the per-phone throttle
+    keys on the same, so that " 138..." is not a fresh allowance of guesses for "138..."."""
+    return phone.strip()
+
+
 def login(session: Session, phone: str, password: str) -> tuple[Member, dict[str, str]]:
     """Check the password and open a new refresh-token family.
 
     :raise Unauthorized: the same answer for an unknown phone and a wrong password.
     """
-    member = session.scalar(select(Member).where(Member.phone == phone.strip()))
+    member = session.scalar(select(Member).where(Member.phone == normal_phone(phone)))
     if not verify_password(member.password_hash if member else None, password) or member is None:
         raise Unauthorized(WRONG_LOGIN)
     if member.status != MemberStatus.ACTIVE:

@@ -27,6 +27,7 @@ from volunteer_hub.errors import Conflict, Forbidden, Unauthorized, ValidationFa
 from volunteer_hub.models import Member, MemberStatus, SignInCode
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import audit
+from volunteer_hub.services.accounts import normal_phone
 from volunteer_hub.services.members import managed_member
 
 DEFAULTS: dict[str, Any] = {"SIGN_IN_CODE_TTL_H": 72, "SIGN_IN_CODE_MAX_ATTEMPTS": 5}
@@ -90,7 +91,7 @@ def redeem(session: Session, phone: str, code: str, password: str) -> tuple[Memb
             "Choose a password of at least 8 characters.",
             errors={"password": [f"At least {MIN_PASSWORD} characters."]},
         )
-    member = session.scalar(select(Member).where(Member.phone == phone.strip()))
+    member = session.scalar(select(Member).where(Member.phone == normal_phone(phone)))
     issued = (
         session.scalar(
             select(SignInCode).where(SignInCode.member_id == member.id).with_for_update()
