@@ -353,6 +353,37 @@ def test_two_slot_offers_taken_at_once_by_one_volunteer_keep_the_minimum_rest(
     assert len(held) == 1, held
 
 
+def test_a_taken_slot_cancels_the_other_offers_pushes_still_held(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once a replacement takes the slot the other offers close, and their `slot_offer`
+    pushes held for quiet hours must not go out afterwards for a slot that is gone."""
+    monkeypatch.setitem(app.config, "PUSH_QUIET_HOURS", quiet_window_around_now())
+    start = datetime.combine(next_monday(), datetime.min.time(), UTC) + timedelta(hours=1)
+    member = world.volunteers[0]
+    _, _, (assignment,) = _published_shift(client, factory, world, start, [member])
+    mark = max_outbox_id(app)
+    _decline(client, factory, member, assignment)
+    offered = [row for row in outbox_rows(app, mark) if row["kind"] == "slot_offer"]
+    assert len(offered) == 3 and all(row["status"] == "pending" for row in offered)
+    first = offered[0]["recipient"]
+    mine = client.get("/api/v1/me/slot-offers", headers=factory.headers(first)).get_json()
+    taken = client.post(
+        f"/api/v1/slot-offers/{mine['items'][0]['id']}/accept", headers=factory.headers(first)
+    )
+    assert taken.status_code == 200, taken.get_json()
+    still = [
+        row
+        for row in outbox_rows(app, mark)
+        if row["kind"] == "slot_offer" and row["status"] == "pending"
+    ]
+    assert still == [], still
+
+
 def test_ics_text_is_escaped_and_folded() -> None:
     assert ics_escape("a,b;c\\d\ne") == "a\\,b\\;c\\\\d\\ne"
     folded = ics_fold("SUMMARY:" + "值班" * 40)

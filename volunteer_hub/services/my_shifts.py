@@ -484,6 +484,10 @@ def overlapping_active(
 
 
 def _close_offers(session: Session, declined_assignment_id: int) -> None:
+    """Close the slot's open offers, and cancel its `slot_offer` pushes still held for quiet
+    hours (the taker's too), withdrawing their inbox items not yet shown: they would invite
+    people to a slot that is gone."""
+    outbox.cancel_pending(session, assignment_id=declined_assignment_id, kinds=["slot_offer"])
     for other in session.scalars(
         select(SlotOffer).where(
             SlotOffer.declined_assignment_id == declined_assignment_id,
