@@ -18,7 +18,7 @@ read (`services.hours_rollup`) exact in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from volunteer_hub.errors import Conflict, NotFound, ValidationFailed
 from volunteer_hub.models import Branch, Member, Squad, Town
 from volunteer_hub.models.attendance import HoursEntry, HoursKind
+from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import audit, hours_rollup
 
 DEFAULT_TZ = "Asia/Shanghai"
@@ -221,15 +222,19 @@ def award_manual(
     minutes: int,
     occurred_at: datetime,
     reason: str,
+    now: datetime | None = None,
 ) -> HoursEntry:
     """Award hours for service outside any shift (rota duty at an outside office); commits.
 
     The caller has checked that the actor may award hours in `branch_id`.
 
+    :param now: the server's time (by default the current one).
     :return: the new entry.
     :raise NotFound: no such member or town.
-    :raise ValidationFailed: the member does not belong to the branch.
+    :raise ValidationFailed: `occurred_at` is in the future, or the member does not belong to
+        the branch.
     """
+    _check_service_done(occurred_at, now or utcnow())
     member = session.get(Member, member_id)
     if member is None:
         raise NotFound("No such member.")
@@ -262,6 +267,27 @@ def award_manual(
     )
     session.commit()
     return entry
+
+
+def _check_service_done(occurred_at: datetime, now: datetime) -> None:
+    """An award is for service already done: `occurred_at` may be ahead of `now` by no more
+    than the clock skew that attendance corrections allow (ATTENDANCE_CLOCK_SKEW_MIN).
+
+    :raise ValidationFailed: later than that, saying what is allowed.
+    """
+    # Imported here: services.attendance writes its credits through this module.
+    from volunteer_hub.services.attendance import Rules
+
+    config: Mapping[str, Any] = current_app.config if has_app_context() else {}
+    skew: timedelta = Rules.from_config(config).clock_skew
+    if occurred_at <= now + skew:
+        return
+    allowed = f"{skew.total_seconds() / 60:g} min"
+    raise ValidationFailed(
+        f"An award is for service already done: occurred_at may be at most {allowed} after "
+        "the server's time (for a clock running a little fast).",
+        errors={"occurred_at": [f"In the future (more than {allowed} ahead)."]},
+    )
 
 
 def get_entry(session: Session, entry_id: int) -> HoursEntry:
