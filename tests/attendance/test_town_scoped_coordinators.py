@@ -39,3 +39,43 @@ def test_a_town_coordinator_corrects_attendance_in_their_town_only(
         url, json={**body, "reason": "再改一次"}, headers=factory.headers(branch_wide)
     )
     assert again.status_code == 200, again.get_json()
+
+
+def test_a_town_coordinator_awards_and_reverses_hours_in_their_town_only(
+    client: FlaskClient, factory: Factory
+) -> None:
+    town, other_town = factory.create_town("首南街道"), factory.create_town("下应街道")
+    own = factory.create_member(roles=(("coordinator", "patrol", town),))
+    other = factory.create_member(roles=(("coordinator", "patrol", other_town),))
+    volunteer = factory.create_member(town_id=town)
+    award = {
+        "member": volunteer,
+        "branch": "patrol",
+        "minutes": 90,
+        "occurred_at": iso(utcnow() - timedelta(days=1)),
+        "reason": "信访局值班",
+    }
+    # The entry's town is the volunteer's when none is given.
+    refused = client.post("/api/v1/hours/manual", json=award, headers=factory.headers(other))
+    assert refused.status_code == 403, refused.get_json()
+    elsewhere = client.post(
+        "/api/v1/hours/manual", json={**award, "town": town}, headers=factory.headers(other)
+    )
+    assert elsewhere.status_code == 403, elsewhere.get_json()
+    awarded = client.post("/api/v1/hours/manual", json=award, headers=factory.headers(own))
+    assert awarded.status_code == 201, awarded.get_json()
+    assert awarded.get_json()["town"] == town
+    entry = awarded.get_json()["id"]
+    # The other town's coordinator's own-town award for the volunteer is theirs to make.
+    theirs = client.post(
+        "/api/v1/hours/manual",
+        json={**award, "town": other_town},
+        headers=factory.headers(other),
+    )
+    assert theirs.status_code == 201, theirs.get_json()
+
+    reverse = f"/api/v1/hours/{entry}/reverse"
+    hidden = client.post(reverse, json={"reason": "录错"}, headers=factory.headers(other))
+    assert hidden.status_code == 404, hidden.get_json()
+    reversed_ = client.post(reverse, json={"reason": "录错"}, headers=factory.headers(own))
+    assert reversed_.status_code == 201, reversed_.get_json()

@@ -13,6 +13,7 @@ from volunteer_hub.api.attendance import bounded, require_not_own
 from volunteer_hub.auth.policy import can_award_hours, current_actor, require, require_visible
 from volunteer_hub.database import is_postgresql
 from volunteer_hub.extensions import db
+from volunteer_hub.models import Member
 from volunteer_hub.models.attendance import HoursEntry
 from volunteer_hub.schemas.attendance import (
     AwardArgs,
@@ -77,7 +78,13 @@ class ManualAward(MethodView):
         actor = current_actor()
         session = db.session()
         branch = hours.branch_by_code(session, args["branch"])
-        require(can_award_hours(actor, branch.id), "Only the branch's coordinators award hours.")
+        member = session.get(Member, args["member"])
+        # The entry's town: the one given, else the member's (as award_manual records it).
+        town = args["town"] if args["town"] is not None or member is None else member.town_id
+        require(
+            can_award_hours(actor, branch.id, town),
+            "Only the coordinators of the branch (in the entry's town) award hours.",
+        )
         require_not_own(
             actor,
             args["member"],
@@ -112,7 +119,7 @@ class Reverse(MethodView):
         actor = current_actor()
         session = db.session()
         entry = hours.get_entry(session, bounded(entry_id, "hours entry"))
-        allowed = can_award_hours(actor, entry.branch_id)
+        allowed = can_award_hours(actor, entry.branch_id, entry.town_id)
         require_visible(allowed or entry.member_id == actor.member_id, "hours entry")
         require(allowed, "Only the branch's coordinators reverse hours.")
         require_not_own(
