@@ -155,6 +155,23 @@ def test_by_town_squad_and_date_range(
     assert january["total_minutes"] == 180 and january["turns"] == 2
 
 
+def test_the_unassigned_row_comes_last_in_every_grouping(
+    client: FlaskClient, factory: Factory, ledger: Ledger
+) -> None:
+    """The （未归属） row (no town, no squad) comes after the others whether the grouping is by
+    month or not, on SQLite as on PostgreSQL, so a report and its exports are ordered alike."""
+    by_month = report(client, factory, ledger.sg, group_by="month,town").get_json()
+    february = [r["town"] for r in by_month["rows"] if r["month"] == "2026-02"]
+    assert february == [str(ledger.town_b), "none"]
+    for grouping in ("town", "squad"):
+        body = report(client, factory, ledger.sg, group_by=grouping).get_json()
+        keys = [r["key"] for r in body["rows"]]
+        assert keys[-1] == "none" and keys.count("none") == 1, (grouping, keys)
+    exported = report(client, factory, ledger.sg, "/reports/hours.csv", group_by="town")
+    rows = list(csv.reader(io.StringIO(exported.data.decode("utf-8-sig"))))
+    assert [r[0] for r in rows[1:]] == [str(ledger.town_a), str(ledger.town_b), "none", "合计"]
+
+
 def test_member_grouping_is_paged_most_minutes_first(
     client: FlaskClient, factory: Factory, ledger: Ledger
 ) -> None:

@@ -168,10 +168,7 @@ def test_reports_from_the_rollup_equal_the_ledger(
             direct = reports.ledger_report(s, group_by=group_by, flt=flt)
             assert as_set(fast) == as_set(direct), group_by
             # Ordered the same way too (ties broken by the dimension ids, None last).
-            if "member" in group_by:
-                assert [r["minutes"] for r in fast["rows"]] == [
-                    r["minutes"] for r in direct["rows"]
-                ]
+            assert [r["key"] for r in fast["rows"]] == [r["key"] for r in direct["rows"]]
         for page in (1, 2):
             fast = reports.hours_report(s, group_by=["member"], flt=flt, page=page, page_size=2)
             direct = reports.ledger_report(s, group_by=["member"], flt=flt, page=page, page_size=2)

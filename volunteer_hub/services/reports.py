@@ -785,10 +785,13 @@ def _finish(
         return _member_page(session, facts, totals_facts, page, page_size)
     query = _grouped(facts, group_by)
     cols = query.selected_columns
+    # No town or no squad last, as `_month_rows` puts it: left to the database, SQLite sorts
+    # NULL first and PostgreSQL last.
+    keys = [cols[d].nulls_last() for d in group_by]
     if "member" in group_by:
-        query = query.order_by(cols.minutes.desc(), *[cols[d] for d in group_by])
+        query = query.order_by(cols.minutes.desc(), *keys)
     else:
-        query = query.order_by(*[cols[d] for d in group_by])
+        query = query.order_by(*keys)
     result: dict[str, Any] = {}
     if page is not None and "member" in group_by:
         sub = query.order_by(None).subquery()
