@@ -81,6 +81,46 @@ def test_no_shows_are_marked_and_the_squad_leader_told(
     assert world.rows(AuditLog, AuditLog.action == "assignment.no_show")
 
 
+def test_a_check_in_the_sweeps_read_missed_is_not_marked_a_no_show(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sweep's read takes its snapshot before it locks the rows it returns, so a check-in
+    that commits in between is missing from it (on PostgreSQL the lock does not re-read the
+    attendance). Marking must look again under the locks, or the leader is told of a no-show
+    by a volunteer at the post."""
+    from volunteer_hub.services import attendance as service
+
+    town = factory.create_town("东胜街道")
+    leader = factory.create_member(roles=(("squad_leader", "patrol", town),))
+    factory.create_squad("patrol", town, leader_id=leader)
+    volunteer = factory.create_member()
+    assignment = world.assignment(
+        volunteer, post_id=world.post(town_id=town), starts_at=utcnow() - timedelta(minutes=40)
+    )
+    assert tap(client, factory.headers(volunteer), assignment).status_code == 201
+    reads: list[int] = []
+    fresh_read = service._due_no_shows
+
+    def read_before_the_check_in(session, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(1)
+        if len(reads) == 1:  # as a read whose snapshot predates the check-in's commit
+            return [session.get_one(Assignment, assignment)]
+        return fresh_read(session, **kwargs)
+
+    monkeypatch.setattr(service, "_due_no_shows", read_before_the_check_in)
+
+    assert run(app, jobs.mark_no_shows, utcnow()) == 0
+    assert len(reads) == 2
+    (row,) = world.rows(Assignment, Assignment.id == assignment)
+    assert row.status == AssignmentStatus.ACCEPTED
+    assert world.rows(OutboxMessage) == []
+    assert world.rows(AuditLog, AuditLog.action == "assignment.no_show") == []
+
+
 def test_a_no_show_notice_gives_the_shift_in_the_configured_zone(
     app: Flask, factory: Factory, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -838,28 +838,47 @@ def mark_no_shows(
     """
     marked = 0
     while True:
-        query = (
-            select(Assignment)
-            .outerjoin(Attendance, Attendance.assignment_id == Assignment.id)
-            .where(
-                Assignment.status.in_([AssignmentStatus.PUBLISHED, AssignmentStatus.ACCEPTED]),
-                Assignment.starts_at <= now - rules.no_show_grace,
-                Assignment.starts_at > now - lookback,
-                Attendance.id.is_(None),
-            )
-            .order_by(Assignment.id)
-            .limit(BATCH)
-        )
-        if _is_postgresql(session):
-            query = query.with_for_update(of=Assignment, skip_locked=True)
-        assignments = list(session.scalars(query))
+        assignments = _due_no_shows(session, now=now, rules=rules, lookback=lookback)
         if not assignments:
             session.rollback()
             return marked
+        # The read's snapshot is taken before it locks: a check-in that committed in between
+        # (after the snapshot, before the lock) is not in it. A new statement sees it; none can
+        # commit now, since a check-in locks its assignment first.
+        checked_in = set(
+            session.scalars(
+                select(Attendance.assignment_id).where(
+                    Attendance.assignment_id.in_([a.id for a in assignments])
+                )
+            )
+        )
         for assignment in assignments:
-            _mark_no_show(session, assignment)
+            if assignment.id not in checked_in:
+                _mark_no_show(session, assignment)
+                marked += 1
         session.commit()
-        marked += len(assignments)
+
+
+def _due_no_shows(
+    session: Session, *, now: datetime, rules: Rules, lookback: timedelta
+) -> list[Assignment]:
+    """A batch of assignments with no check-in by start + grace, locked (on PostgreSQL,
+    skipping those a check-in or another worker holds)."""
+    query = (
+        select(Assignment)
+        .outerjoin(Attendance, Attendance.assignment_id == Assignment.id)
+        .where(
+            Assignment.status.in_([AssignmentStatus.PUBLISHED, AssignmentStatus.ACCEPTED]),
+            Assignment.starts_at <= now - rules.no_show_grace,
+            Assignment.starts_at > now - lookback,
+            Attendance.id.is_(None),
+        )
+        .order_by(Assignment.id)
+        .limit(BATCH)
+    )
+    if _is_postgresql(session):
+        query = query.with_for_update(of=Assignment, skip_locked=True)
+    return list(session.scalars(query))
 
 
 def _mark_no_show(session: Session, assignment: Assignment) -> None:
