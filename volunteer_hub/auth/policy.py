@@ -230,14 +230,6 @@ def can_view_member(actor: Actor, member: Member) -> bool:
     )
 
 
-def can_list_members(actor: Actor, branch_id: int | None) -> bool:
-    if actor.sees_everything:
-        return True
-    if branch_id is None:
-        return actor.branches_as(Role.COORDINATOR) is None and actor.has(Role.COORDINATOR)
-    return actor.coordinates(branch_id)
-
-
 def member_list_scope(actor: Actor) -> set[tuple[int, int | None]] | None:
     """(branch, town) pairs whose members the actor may list, town None for every town of the
     branch (a branch-wide coordinator grant); None = all members.
