@@ -209,6 +209,47 @@ def test_coordinators_see_their_branch_only(
     assert report(client, factory, ledger.alice, group_by="branch").status_code == 403
 
 
+def test_a_town_coordinator_sees_the_hours_of_their_town_only(
+    client: FlaskClient, factory: Factory, ledger: Ledger
+) -> None:
+    """A coordinator of (patrol, town A) counts patrol entries of town A: not town B's (李四's
+    90 minutes), not the rescue entry of no town; in every grouping and export. The other
+    town's coordinator the reverse; the branch-wide coordinator both."""
+    town_a_coord = factory.create_member(roles=(("coordinator", "patrol", ledger.town_a),))
+    town_b_coord = factory.create_member(roles=(("coordinator", "patrol", ledger.town_b),))
+    for who, minutes, names in (
+        (town_a_coord, 180, {"张三"}),
+        (town_b_coord, 90, {"李四"}),
+        (ledger.patrol_coord, 270, {"张三", "李四"}),
+    ):
+        for group_by in ("branch", "town", "month", "month,branch", "month,member", "squad"):
+            for branch in (None, "patrol"):
+                query = {"group_by": group_by} | ({"branch": branch} if branch else {})
+                response = report(client, factory, who, **query)
+                assert response.status_code == 200, response.get_json()
+                body = response.get_json()
+                assert body["total_minutes"] == minutes, (who, query)
+                assert sum(r["minutes"] for r in body["rows"]) == minutes, (who, query)
+        members = report(client, factory, who, group_by="member").get_json()
+        assert {r["name"] for r in members["rows"]} == names
+        assert members["total"] == len(names)
+        exported = report(client, factory, who, "/reports/hours.csv", group_by="member")
+        text = exported.get_data().decode("utf-8-sig")
+        assert {n for n in ("张三", "李四", "王五") if n in text} == names, who
+        book = load_workbook(
+            io.BytesIO(
+                report(
+                    client, factory, who, "/reports/hours.xlsx", group_by="member", sheets="town"
+                ).data
+            )
+        )
+        cells = {c.value for sheet in book for row in sheet.iter_rows() for c in row}
+        assert {n for n in ("张三", "李四", "王五") if n in cells} == names, who
+        assert ("首南街道" in cells, "下应街道" in cells) == ("张三" in names, "李四" in names)
+    for who in (town_a_coord, town_b_coord):
+        assert report(client, factory, who, group_by="branch", branch="rescue").status_code == 403
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

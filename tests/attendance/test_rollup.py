@@ -385,3 +385,51 @@ def test_a_correction_and_a_reversal_roll_up_in_the_squad_of_their_entry(
         assert [(r["key"], r["minutes"], r["turns"]) for r in squads["rows"]] == [("none", 90, 1)]
         assert_rollups_equal_a_rebuild(s)
         db.session.remove()
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    ops=operations,
+    span=ranges,
+    branch_scope=st.sampled_from([None, 0]),
+    towns=st.sampled_from([(0,), (1,), (0, 1)]),
+)
+def test_reports_limited_to_towns_equal_the_ledger_of_those_towns(
+    world: World,
+    ops: list[tuple[Any, ...]],
+    span: tuple[Any, Any],
+    branch_scope: int | None,
+    towns: tuple[int, ...],
+) -> None:
+    """A town-scoped coordinator's report (patrol in some towns): read from the rollup, it
+    equals the ledger's, and its totals are the patrol entries of those towns (none of no town)
+    plus, with no branch asked, everything of the other branch."""
+    apply(world, ops)
+    patrol = world.branches[0]
+    scope = None if branch_scope is None else frozenset({world.branches[branch_scope]})
+    allowed = frozenset(t for t in (world.towns[i] for i in towns) if t is not None)
+    flt = reports.Filter(span[0], span[1], branch_ids=scope, towns=((patrol, allowed),))
+    with world.app.app_context():
+        s = db.session()
+        entries = s.scalars(select(HoursEntry)).all()
+        counted = [
+            e
+            for e in entries
+            if (scope is None or e.branch_id in scope)
+            and (e.branch_id != patrol or e.town_id in allowed)
+            and (span[0] is None or e.service_day >= span[0])
+            and (span[1] is None or e.service_day <= span[1])
+        ]
+        for group_by in GROUPINGS:
+            fast = reports.hours_report(s, group_by=group_by, flt=flt)
+            direct = reports.ledger_report(s, group_by=group_by, flt=flt)
+            assert as_set(fast) == as_set(direct), group_by
+            assert fast["total_minutes"] == sum(e.minutes for e in counted), group_by
+            assert fast["turns"] == sum(e.turns for e in counted), group_by
+        fast = reports.hours_report(s, group_by=["member"], flt=flt, page=1, page_size=2)
+        assert fast == reports.ledger_report(s, group_by=["member"], flt=flt, page=1, page_size=2)
+        db.session.remove()

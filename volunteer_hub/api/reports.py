@@ -20,16 +20,19 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _filter(args: dict[str, Any]) -> reports.Filter:
-    """The caller's scope applied to the requested branch.
+    """The caller's scope applied to the requested branch: a coordinator's branches, and for
+    a town-scoped grant that branch's entries in the grant's towns only.
 
     :raise ValidationFailed: unknown branch code. :raise Forbidden: another branch.
     """
     actor = current_actor()
     branch_id = hours.branch_by_code(db.session(), args["branch"]).id if args["branch"] else None
+    scope = hours_report_scope(actor, branch_id)
     return reports.Filter(
         date_from=args["date_from"],
         date_to=args["date_to"],
-        branch_ids=hours_report_scope(actor, branch_id),
+        branch_ids=scope.branch_ids,
+        towns=scope.towns,
     )
 
 
@@ -47,8 +50,9 @@ class HoursReport(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Minutes, turns (人次) and members by branch, town, squad, member or month.
 
-        Secretary-general and admins: everything; coordinators: their branch. Member
-        groupings are paged (most minutes first).
+        Secretary-general and admins: everything; coordinators: their branch (a coordinator
+        of some towns of it: the entries of those towns). Member groupings are paged (most
+        minutes first).
         """
         flt = _filter(args)
         return reports.hours_report(

@@ -404,7 +404,8 @@ def can_view_outbox(actor: Actor) -> bool:
 # Attendance at a post belongs to the post's (branch, town): its squad leader and the branch's
 # coordinators (for a town-scoped grant, of that town) confirm and correct it; the
 # secretary-general and admins may too. Hours reports are federation-wide for the
-# secretary-general and admins, one branch for its coordinators.
+# secretary-general and admins, one branch for its coordinators (its towns they coordinate, for
+# town-scoped grants).
 
 
 def can_manage_attendance(actor: Actor, branch_id: int, town_id: int | None) -> bool:
@@ -422,13 +423,25 @@ def can_award_hours(actor: Actor, branch_id: int, town_id: int | None = None) ->
     return actor.sees_everything or actor.coordinates_in(branch_id, town_id)
 
 
-def hours_report_scope(actor: Actor, branch_id: int | None) -> frozenset[int] | None:
-    """Branches a report may cover; None = all. A coordinator asking for no branch gets theirs.
+@dataclass(frozen=True)
+class ReportScope:
+    """What an hours report may count: the branches (None: every branch) and, for branches the
+    actor coordinates in some towns only, those towns as (branch, towns) pairs; a branch of
+    `branch_ids` not among them counts in every town."""
+
+    branch_ids: frozenset[int] | None
+    towns: tuple[tuple[int, frozenset[int]], ...] = ()
+
+
+def hours_report_scope(actor: Actor, branch_id: int | None) -> ReportScope:
+    """What a report may cover. A coordinator asking for no branch gets theirs; a coordinator
+    whose grants in a branch are all for towns gets that branch's figures in those towns only
+    (entries of no town belong to the branch-wide coordinators).
 
     :raise Forbidden: not a coordinator, secretary-general or admin, or another branch.
     """
     if actor.sees_everything:
-        return None if branch_id is None else frozenset({branch_id})
+        return ReportScope(None if branch_id is None else frozenset({branch_id}))
     scope = actor.branches_as(Role.COORDINATOR)
     require(
         scope is None or bool(scope),
@@ -436,8 +449,21 @@ def hours_report_scope(actor: Actor, branch_id: int | None) -> frozenset[int] | 
     )
     if branch_id is not None:
         require(scope is None or branch_id in scope, "You coordinate another branch.")
-        return frozenset({branch_id})
-    return None if scope is None else frozenset(scope)
+        branches: frozenset[int] | None = frozenset({branch_id})
+    else:
+        branches = None if scope is None else frozenset(scope)
+    if branches is None:
+        return ReportScope(None)  # a grant for every branch (coordinator grants name one)
+    towns = []
+    for branch in sorted(branches):
+        grants = [
+            grant
+            for grant in actor.grants
+            if grant.role == Role.COORDINATOR and grant.branch_id in (None, branch)
+        ]
+        if all(grant.town_id is not None for grant in grants):
+            towns.append((branch, frozenset(g.town_id for g in grants if g.town_id is not None)))
+    return ReportScope(branches, tuple(towns))
 
 
 # ---------------------------------------------------------------------- shift swaps

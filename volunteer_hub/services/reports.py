@@ -77,11 +77,14 @@ DIMENSION_HEADERS = {
 
 @dataclass(frozen=True)
 class Filter:
-    """What to count: a date range (inclusive, federation-local days) and the branches."""
+    """What to count: a date range (inclusive, federation-local days), the branches and, for
+    some of them, the towns (a town-scoped coordinator's report: (branch, towns) pairs; a
+    branch not named there counts in every town, entries of no town included)."""
 
     date_from: date | None = None
     date_to: date | None = None
     branch_ids: frozenset[int] | None = None  # None: every branch
+    towns: tuple[tuple[int, frozenset[int]], ...] = ()
 
 
 # ---------------------------------------------------------------------- splitting a range
@@ -146,9 +149,22 @@ def split_range(flt: Filter, span: tuple[int, int] | None) -> Split:
 Ts = TypeVarTuple("Ts")
 
 
-def _branch_filter(query: Select[*Ts], column: Any, flt: Filter) -> Select[*Ts]:
+def _branch_filter(query: Select[*Ts], column: Any, flt: Filter, town: Any = None) -> Select[*Ts]:
+    """The filter's branches (and towns, on a source with a `town` column: the ledger or the
+    rollup, whose "no town" 0 no town set holds; the two-year spans have none and are not read
+    for a filter with towns)."""
     if flt.branch_ids is not None:
         query = query.where(column.in_(sorted(flt.branch_ids)))
+    if flt.towns:
+        if town is None:
+            raise ValueError("this source has no town to filter on")
+        limited = [branch for branch, _ in flt.towns]
+        query = query.where(
+            or_(
+                column.not_in(limited),
+                *[and_(column == branch, town.in_(sorted(ids))) for branch, ids in flt.towns],
+            )
+        )
     return query
 
 
@@ -162,7 +178,9 @@ def _ledger_where(query: Select[*Ts], first: date | None, last: date | None) -> 
 
 def _piece_filter(query: Select[Any], piece: Piece, flt: Filter) -> Select[Any]:
     """The ledger rows of one piece, in the filter's branches."""
-    return _branch_filter(_ledger_where(query, piece.first, piece.last), HoursEntry.branch_id, flt)
+    return _branch_filter(
+        _ledger_where(query, piece.first, piece.last), HoursEntry.branch_id, flt, HoursEntry.town_id
+    )
 
 
 def _signed(column: Any, sign: int) -> ColumnElement[Any]:
@@ -178,7 +196,7 @@ def ledger_facts(dims: Sequence[str], flt: Filter) -> Subquery:
         HoursEntry.turns.label("t"),
     )
     query = _ledger_where(query, flt.date_from, flt.date_to)
-    return _branch_filter(query, HoursEntry.branch_id, flt).subquery("facts")
+    return _branch_filter(query, HoursEntry.branch_id, flt, HoursEntry.town_id).subquery("facts")
 
 
 def rollup_facts(dims: Sequence[str], flt: Filter, split: Split) -> Subquery | None:
@@ -198,7 +216,7 @@ def rollup_facts(dims: Sequence[str], flt: Filter, split: Split) -> Subquery | N
             minutes.label("m"),
             turns.label("t"),
         ).where(HoursRollup.year == year)
-        parts.append(_branch_filter(query, HoursRollup.branch_id, flt))
+        parts.append(_branch_filter(query, HoursRollup.branch_id, flt, HoursRollup.town_id))
     return _facts(parts, split.pieces, dims, flt)
 
 
@@ -584,7 +602,7 @@ def _month_rows(
                     for k in months
                 ],
             ).where(HoursRollup.year == year)
-            parts.append(_branch_filter(query, HoursRollup.branch_id, flt))
+            parts.append(_branch_filter(query, HoursRollup.branch_id, flt, HoursRollup.town_id))
         for piece in pieces:
             mine = piece.first.month
             piece_query: Select[Any] = select(
@@ -725,7 +743,8 @@ def hours_report(
         # Member-month cells are about as many as ledger entries: the rollup saves nothing.
         return ledger_report(session, group_by=group_by, flt=flt, page=page, page_size=page_size)
     split = split_range(flt, hours_rollup.year_span(session))
-    window = span_window(split)
+    # The two-year spans have no town: a report limited to some towns reads the rollup.
+    window = None if flt.towns else span_window(split)
     others = [d for d in group_by if d != "month"]
     result: dict[str, Any] = {"group_by": list(group_by)}
     if window is not None:
