@@ -5,16 +5,15 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from datetime import timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from notifications.fakefcm import FakeFcm
-from notifications.messages import shift_params
 from tests.conftest import Factory
-from tests.push.conftest import SHIFT, Push
+from tests.push.conftest import Push
 from volunteer_hub.extensions import db
 from volunteer_hub.models.notifications import (
     Device,
@@ -26,6 +25,7 @@ from volunteer_hub.models.notifications import (
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import delivery, outbox
 from volunteer_hub.services.delivery import DrainSettings
+from volunteer_hub.services.publish import reminder_pushes, shift_info
 
 
 def _message_ids(fake: FakeFcm) -> list[str]:
@@ -230,6 +230,29 @@ def test_an_outage_loses_nothing_and_everything_arrives_after(
     assert fake_fcm.stats()["failed"] >= 20
 
 
+def _queue_reminders(push: Push, member: int, assignment_id: int, starts: datetime) -> list[int]:
+    """A shift's reminders queued as publishing queues them (24 h and 2 h ahead, those not yet
+    past); their row ids, earliest due first."""
+
+    def queue(session: Any) -> list[int]:
+        shift = shift_info(assignment_id, starts, starts + timedelta(hours=8), "东湖花园南门")
+        outbox.enqueue_bulk(
+            session, reminder_pushes(assignment_id, member, shift, (24, 2), utcnow())
+        )
+        return list(
+            session.scalars(
+                select(OutboxMessage.id)
+                .where(
+                    OutboxMessage.assignment_id == assignment_id,
+                    OutboxMessage.kind == "shift_reminder",
+                )
+                .order_by(OutboxMessage.deliver_after)
+            )
+        )
+
+    return push.run(queue)  # type: ignore[no-any-return]
+
+
 def test_reminders_are_sent_when_due_and_not_before(
     push: Push, factory: Factory, fake_fcm: FakeFcm
 ) -> None:
@@ -237,19 +260,7 @@ def test_reminders_are_sent_when_due_and_not_before(
     push.add_device(member, "phone")
     now = utcnow()
     starts = now + timedelta(hours=30)
-    params = {
-        "assignment_id": "41",
-        "post": "东湖花园南门",
-        **shift_params(starts, starts + timedelta(hours=8), ZoneInfo("Asia/Shanghai")),
-    }
-    rows = push.run(
-        lambda session: [
-            m.id
-            for m in outbox.schedule_reminders(
-                session, recipient_id=member, assignment_id=41, params=params, starts_at=starts
-            )
-        ]
-    )
+    rows = _queue_reminders(push, member, 41, starts)
     assert len(rows) == 2
 
     assert push.drain(now) == []
@@ -264,26 +275,13 @@ def test_reminders_are_sent_when_due_and_not_before(
     assert first["message"]["data"]["message_id"] != second["message"]["data"]["message_id"]
 
 
-def test_a_reminder_already_past_is_not_queued_and_publishing_twice_adds_nothing(
+def test_a_reminder_already_past_is_not_queued_and_queueing_twice_adds_nothing(
     push: Push, factory: Factory
 ) -> None:
     member = factory.create_member()
     starts = utcnow() + timedelta(hours=3)
-    params = {"assignment_id": "5", **SHIFT}
-
-    def schedule(session: object) -> int:
-        return len(
-            outbox.schedule_reminders(
-                session,  # type: ignore[arg-type]
-                recipient_id=member,
-                assignment_id=5,
-                params=params,
-                starts_at=starts,
-            )
-        )
-
-    assert push.run(schedule) == 1  # only the 2-hour reminder
-    assert push.run(schedule) == 0
+    assert len(_queue_reminders(push, member, 5, starts)) == 1  # only the 2-hour reminder
+    assert len(_queue_reminders(push, member, 5, starts)) == 1  # the same one, not another
 
 
 def test_cancelled_reminders_are_never_sent_and_leave_the_inbox(
@@ -292,12 +290,7 @@ def test_cancelled_reminders_are_never_sent_and_leave_the_inbox(
     member = factory.create_member()
     push.add_device(member, "phone")
     starts = utcnow() + timedelta(hours=30)
-    params = {"assignment_id": "9", **SHIFT}
-    push.run(
-        lambda session: outbox.schedule_reminders(
-            session, recipient_id=member, assignment_id=9, params=params, starts_at=starts
-        )
-    )
+    _queue_reminders(push, member, 9, starts)
 
     cancelled = push.run(lambda session: outbox.cancel_pending(session, assignment_id=9))
 

@@ -11,7 +11,7 @@ import json
 import string
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
@@ -26,9 +26,6 @@ from volunteer_hub.models.notifications import InboxItem, OutboxMessage, OutboxS
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import audit
 from volunteer_hub.services.pagination import paginate
-
-# Reminders before a shift starts, unless the caller (plan publishing) passes its own.
-DEFAULT_REMINDERS_BEFORE = (timedelta(hours=24), timedelta(hours=2))
 
 
 def enqueue(
@@ -196,48 +193,6 @@ def enqueue_many(
         ],
     )
     return len(added)
-
-
-def schedule_reminders(
-    session: Session,
-    *,
-    recipient_id: int,
-    assignment_id: int,
-    params: Mapping[str, str],
-    starts_at: datetime,
-    before: Iterable[timedelta] = DEFAULT_REMINDERS_BEFORE,
-    now: datetime | None = None,
-) -> list[OutboxMessage]:
-    """Queue ``shift_reminder`` pushes ``before`` the shift starts (no commit).
-
-    Reminders whose time has already passed are not queued (a plan published 3 hours ahead
-    gets only the 2-hour reminder). The dedupe key names the assignment, its start and the
-    lead time, so publishing twice queues nothing new while a moved shift gets fresh ones;
-    cancel the old ones with ``cancel_pending(assignment_id=..., kinds=["shift_reminder"])``.
-
-    :param params: the ``shift_reminder`` params (assignment_id, post, date, start, end).
-    :return: the rows added.
-    """
-    current = now or utcnow()
-    added = []
-    for lead in sorted(before, reverse=True):
-        due = starts_at - lead
-        if due <= current:
-            continue
-        message = enqueue(
-            session,
-            recipient_id=recipient_id,
-            kind="shift_reminder",
-            params=params,
-            deliver_after=due,
-            dedupe_key=(
-                f"reminder:{assignment_id}:{int(starts_at.timestamp())}:{int(lead.total_seconds())}"
-            ),
-            assignment_id=assignment_id,
-        )
-        if message is not None:
-            added.append(message)
-    return added
 
 
 # ---------------------------------------------------------------------- the inbox
