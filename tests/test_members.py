@@ -408,6 +408,11 @@ def test_suspension_stops_tokens_and_is_audited(
     no_reason = client.post(f"{API}/members/{member}/suspend", json={}, headers=headers)
     assert no_reason.status_code == 422
     assert "reason" in no_reason.get_json()["errors"]
+    blank = client.post(
+        f"{API}/members/{member}/suspend", json={"reason": " \u3000 "}, headers=headers
+    )
+    assert blank.status_code == 422
+    assert "reason" in blank.get_json()["errors"]
     suspended = client.post(
         f"{API}/members/{member}/suspend", json={"reason": "多次缺勤"}, headers=headers
     )

@@ -6,6 +6,14 @@ import pytest
 from marshmallow import Schema, ValidationError
 
 from volunteer_hub.schemas.common import Latitude, Longitude
+from volunteer_hub.schemas.incidents import IncidentCancelArgs
+from volunteer_hub.schemas.members_admin import MemberReasonArgs
+from volunteer_hub.schemas.plans import (
+    DeclineArgs,
+    ManualAddArgs,
+    MoveShiftArgs,
+    SwapDeclineArgs,
+)
 
 
 class Position(Schema):
@@ -32,3 +40,31 @@ def test_positions_must_be_finite_json_numbers_in_range(body: dict[str, object])
 
 def test_a_position_loads() -> None:
     assert Position().load({"lat": 29, "lon": 121.55}) == {"lat": 29.0, "lon": 121.55}
+
+
+_REASONED = [
+    (DeclineArgs, {}),
+    (MemberReasonArgs, {}),
+    (IncidentCancelArgs, {}),
+    (SwapDeclineArgs, {}),
+    (ManualAddArgs, {"member": 1, "shift": 2, "override": True}),
+    (
+        MoveShiftArgs,
+        {"starts_at": "2026-12-01T08:00:00+08:00", "ends_at": "2026-12-01T12:00:00+08:00"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("schema", "rest"), _REASONED, ids=lambda v: getattr(v, "__name__", ""))
+def test_a_reason_of_only_blanks_is_refused_and_one_given_is_kept_stripped(
+    schema: type[Schema], rest: dict[str, object]
+) -> None:
+    """Whatever asks for a reason (a declined shift, a suspension, a cancelled call-out, an
+    override of the hard rules, a moved published shift) refuses one of only spaces, the
+    ideographic space included, and keeps a given one without the spaces around it."""
+    for blank in ("", "   ", "\u3000\t "):
+        with pytest.raises(ValidationError) as refused:
+            schema().load({**rest, "reason": blank})
+        assert "reason" in refused.value.messages
+    loaded = schema().load({**rest, "reason": " \u3000家里有事 "})
+    assert loaded["reason"] == "家里有事"

@@ -13,44 +13,17 @@ from volunteer_hub.schemas.common import (
     Longitude,
     Number,
     PageArgs,
+    Reason,
     StrictSchema,
+    plain_text,
 )
-from volunteer_hub.schemas.members import no_control_characters
 
 MAX_ENTRY_MINUTES = 7 * 24 * 60
 DIMENSIONS = ("branch", "town", "squad", "member", "month")
 
 
-def plain_text(value: str) -> None:
-    """:raise ValidationError: control characters, or lone surrogates (not encodable as UTF-8,
-    so the database driver would fail on them)."""
-    no_control_characters(value)
-    if any(0xD800 <= ord(char) <= 0xDFFF for char in value):
-        raise ValidationError("Not valid Unicode text.")
-
-
 def Text(maximum: int, **kwargs: Any) -> fields.String:
     return fields.String(validate=[validate.Length(1, maximum), plain_text], **kwargs)
-
-
-def not_blank(value: str) -> None:
-    """:raise ValidationError: nothing but spaces (after stripping, nothing at all)."""
-    if not value:
-        raise ValidationError("Give a reason; blank is not one.")
-
-
-class Stripped(fields.String):
-    """Text without the spaces around it (Unicode ones too, such as the ideographic space)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text: str = super()._deserialize(value, attr, data, **kwargs)
-        return text.strip()
-
-
-def Reason(maximum: int = 500, **kwargs: Any) -> fields.String:
-    """Why a leader or coordinator changed someone's hours, as the audit shows it: stored
-    stripped, and refused when blank."""
-    return Stripped(validate=[not_blank, validate.Length(max=maximum), plain_text], **kwargs)
 
 
 class FixArgs(StrictSchema):

@@ -7,6 +7,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from volunteer_hub.schemas.members import no_control_characters
+
 MAX_ID = 2**31 - 1
 MAX_PAGE = 1_000_000
 
@@ -88,3 +90,31 @@ def Latitude(**kwargs: Any) -> Number:
 
 def Longitude(**kwargs: Any) -> Number:
     return Number(validate=validate.Range(-180, 180), **kwargs)
+
+
+def plain_text(value: str) -> None:
+    """:raise ValidationError: control characters, or lone surrogates (not encodable as UTF-8,
+    so the database driver would fail on them)."""
+    no_control_characters(value)
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in value):
+        raise ValidationError("Not valid Unicode text.")
+
+
+def not_blank(value: str) -> None:
+    """:raise ValidationError: nothing but spaces (after stripping, nothing at all)."""
+    if not value:
+        raise ValidationError("Give a reason; blank is not one.")
+
+
+class Stripped(fields.String):
+    """Text without the spaces around it (Unicode ones too, such as the ideographic space)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        return text.strip()
+
+
+def Reason(maximum: int = 500, **kwargs: Any) -> fields.String:
+    """Why someone changed, refused or cancelled something, as the audit and the people told
+    see it: stored stripped, and refused when blank (given at all, when optional)."""
+    return Stripped(validate=[not_blank, validate.Length(max=maximum), plain_text], **kwargs)

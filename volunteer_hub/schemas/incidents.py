@@ -10,6 +10,7 @@ from volunteer_hub.schemas.common import (
     Latitude,
     Longitude,
     PageArgs,
+    Reason,
     StrictSchema,
     page_schema,
 )
@@ -66,7 +67,7 @@ class IncidentDispatchArgs(StrictSchema):
 
 
 class IncidentCancelArgs(StrictSchema):
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    reason = Reason(required=True)
 
 
 class IncidentOfferMemberSchema(Schema):

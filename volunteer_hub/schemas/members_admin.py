@@ -16,6 +16,7 @@ from volunteer_hub.schemas.common import (
     Latitude,
     Longitude,
     PageArgs,
+    Reason,
     StrictSchema,
     page_schema,
 )
@@ -118,7 +119,7 @@ class MemberPatchArgs(MemberWriteBase):
 
 
 class MemberReasonArgs(StrictSchema):
-    reason = Text(1, 500, required=True)
+    reason = Reason(required=True)
 
 
 class RoleGrantArgs(StrictSchema):

@@ -18,6 +18,7 @@ from volunteer_hub.schemas.common import (
     Latitude,
     Longitude,
     PageArgs,
+    Reason,
     StrictSchema,
 )
 
@@ -226,7 +227,7 @@ class ShiftsArgs(StrictSchema):
 class MoveShiftArgs(StrictSchema):
     starts_at = AwareDateTime(required=True)
     ends_at = AwareDateTime(required=True)
-    reason = fields.String(load_default=None, validate=_text(1, 500))
+    reason = Reason(load_default=None)
 
     @validates_schema
     def _window(self, data: dict[str, Any], **_: Any) -> None:
@@ -334,7 +335,7 @@ class AssignmentListArgs(PageArgs):
 
 class OverrideArgs(StrictSchema):
     override = fields.Boolean(load_default=False)
-    reason = fields.String(load_default=None, validate=_text(1, 500))
+    reason = Reason(load_default=None)
 
     @validates_schema
     def _reason_with_override(self, data: dict[str, Any], **_: Any) -> None:
@@ -352,7 +353,7 @@ class SwapArgs(OverrideArgs):
 
 
 class DeclineArgs(StrictSchema):
-    reason = fields.String(required=True, validate=_text(1, 500))
+    reason = Reason(required=True)
 
 
 class MyShiftsArgs(StrictSchema):
@@ -410,7 +411,7 @@ class SwapProposeArgs(StrictSchema):
 
 
 class SwapDeclineArgs(StrictSchema):
-    reason = fields.String(load_default=None, validate=_text(1, 500))
+    reason = Reason(load_default=None)
 
 
 class MySwapsArgs(PageArgs):
