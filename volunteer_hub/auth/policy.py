@@ -307,29 +307,35 @@ def mask_id_number(number: str | None) -> str | None:
 
 
 # ---------------------------------------------------------------------- shift plans
-# Posts, plans, solve runs and assignments belong to a branch: its coordinators manage them,
-# the secretary-general and admins may look at all of them.
+# Posts, plans, solve runs and assignments belong to a branch and a town: a post lies in one
+# town, a plan covers one town or (town None) the whole branch. The branch's coordinators
+# manage them, a town-scoped coordinator those of their town only (not a plan of the whole
+# branch); the secretary-general and admins may look at all of them.
 
 
-def can_manage_branch_plans(actor: Actor, branch_id: int) -> bool:
-    """Create posts and plans, solve, adjust and publish in this branch."""
-    return actor.is_admin or actor.coordinates(branch_id)
+def can_manage_branch_plans(actor: Actor, branch_id: int, town_id: int | None) -> bool:
+    """Create posts and plans, solve, adjust and publish in this branch and town (None: a
+    plan of the whole branch, which only a branch-wide coordinator grant covers)."""
+    return actor.is_admin or actor.coordinates_in(branch_id, town_id)
 
 
-def can_view_branch_plans(actor: Actor, branch_id: int) -> bool:
-    return actor.sees_everything or actor.coordinates(branch_id)
+def can_view_branch_plans(actor: Actor, branch_id: int, town_id: int | None) -> bool:
+    return actor.sees_everything or actor.coordinates_in(branch_id, town_id)
 
 
-def plan_branch_scope(actor: Actor) -> set[int] | None:
-    """Branches whose plans the actor may list; None = all.
+def plan_branch_scope(actor: Actor) -> set[tuple[int, int | None]] | None:
+    """(branch, town) pairs whose plans the actor may list, town None for every plan of the
+    branch (a branch-wide coordinator grant); None = all.
 
     :raise Forbidden: the actor coordinates no branch and is not federation-wide.
     """
-    if actor.sees_everything:
+    if actor.sees_everything or actor.branches_as(Role.COORDINATOR) is None:
         return None
-    scope = actor.branches_as(Role.COORDINATOR)
-    if scope is None:
-        return None
+    scope = {
+        (grant.branch_id, grant.town_id)
+        for grant in actor.grants
+        if grant.role == Role.COORDINATOR and grant.branch_id is not None
+    }
     require(bool(scope), "Only coordinators, the secretary-general and admins see plans.")
     return scope
 

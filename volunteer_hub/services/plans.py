@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from scheduling.checker import check
@@ -55,12 +55,15 @@ ROSTER_STATUSES = (AssignmentStatus.PROPOSED, *ACTIVE_STATUSES)
 
 
 def visible_plan(session: Session, actor: Actor, plan_id: int, *, lock: bool = False) -> Plan:
-    """:raise NotFound: no such plan, or one of a branch the actor may not see."""
+    """:raise NotFound: no such plan, or one of a branch (or, for a town-scoped coordinator,
+    a town or the whole branch) the actor may not see."""
     query = select(Plan).where(Plan.id == plan_id).options(joinedload(Plan.branch))
     if lock and is_postgresql():
         query = query.with_for_update(of=Plan)
     plan = session.scalar(query)
-    require_visible(plan is not None and can_view_branch_plans(actor, plan.branch_id), "plan")
+    require_visible(
+        plan is not None and can_view_branch_plans(actor, plan.branch_id, plan.town_id), "plan"
+    )
     assert plan is not None
     return plan
 
@@ -69,8 +72,8 @@ def managed_plan(session: Session, actor: Actor, plan_id: int, *, lock: bool = F
     """:raise NotFound: see `visible_plan`. :raise Forbidden: not a coordinator of its branch."""
     plan = visible_plan(session, actor, plan_id, lock=lock)
     require(
-        can_manage_branch_plans(actor, plan.branch_id),
-        "Only the branch's coordinators change its plans.",
+        can_manage_branch_plans(actor, plan.branch_id, plan.town_id),
+        "Only the branch's coordinators (of the plan's town) change its plans.",
     )
     return plan
 
@@ -142,10 +145,14 @@ def plan_view(session: Session, plan: Plan) -> dict[str, Any]:
 def create_plan(session: Session, actor: Actor, data: Mapping[str, Any]) -> Plan:
     """A draft plan for a branch (optionally one town).
 
-    :raise ValidationFailed: unknown branch or town. :raise Forbidden: not its coordinator.
+    :raise ValidationFailed: unknown branch or town. :raise Forbidden: not its coordinator
+        (in that town; for a plan of the whole branch, with a branch-wide grant).
     """
     branch = branch_by_code(session, data["branch"])
-    require(can_manage_branch_plans(actor, branch.id), "Only the branch's coordinators make plans.")
+    require(
+        can_manage_branch_plans(actor, branch.id, data.get("town")),
+        "Only the branch's coordinators (of the plan's town) make plans.",
+    )
     if data.get("town") is not None:
         town_exists(session, data["town"])
     plan = Plan(
@@ -177,7 +184,17 @@ def plan_query(actor: Actor, branch_id: int | None, status: str | None) -> Selec
     scope = plan_branch_scope(actor)
     query = select(Plan).options(joinedload(Plan.branch)).order_by(Plan.starts_on.desc(), Plan.id)
     if scope is not None:
-        query = query.where(Plan.branch_id.in_(scope))
+        whole = sorted(b for b, t in scope if t is None)
+        query = query.where(
+            or_(
+                Plan.branch_id.in_(whole),
+                *[
+                    and_(Plan.branch_id == b, Plan.town_id == t)
+                    for b, t in sorted(scope, key=lambda pair: (pair[0], pair[1] or 0))
+                    if t is not None
+                ],
+            )
+        )
     if branch_id is not None:
         query = query.where(Plan.branch_id == branch_id)
     if status is not None:

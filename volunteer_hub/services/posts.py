@@ -60,10 +60,14 @@ def create_post(session: Session, actor: Actor, data: Mapping[str, Any]) -> Post
 
     :param data: the validated PostArgs.
     :return: the committed Post.
-    :raise ValidationFailed: unknown branch or town. :raise Forbidden: not its coordinator.
+    :raise ValidationFailed: unknown branch or town. :raise Forbidden: not its coordinator (of
+        the post's town, for a town-scoped grant).
     """
     branch = branch_by_code(session, data["branch"])
-    require(can_manage_branch_plans(actor, branch.id), "Only the branch's coordinators add posts.")
+    require(
+        can_manage_branch_plans(actor, branch.id, data["town"]),
+        "Only the branch's coordinators (of the post's town) add posts.",
+    )
     town_exists(session, data["town"])
     post = Post(
         branch_id=branch.id,
@@ -101,12 +105,16 @@ def post_query(session: Session, branch_code: str | None, town_id: int | None) -
 def managed_post(session: Session, actor: Actor, post_id: int) -> Post:
     """A post the actor may change.
 
-    :raise NotFound: no such post. :raise Forbidden: not a coordinator of its branch.
+    :raise NotFound: no such post. :raise Forbidden: not a coordinator of its branch (in its
+        town, for a town-scoped grant); every signed-in member sees posts.
     """
     post = session.get(Post, post_id)
     require_visible(post is not None, "post")
     assert post is not None
-    require(can_manage_branch_plans(actor, post.branch_id), "Only the branch's coordinators.")
+    require(
+        can_manage_branch_plans(actor, post.branch_id, post.town_id),
+        "Only the branch's coordinators (of the post's town).",
+    )
     return post
 
 
