@@ -341,9 +341,11 @@ def plan_branch_scope(actor: Actor) -> set[tuple[int, int | None]] | None:
 
 
 # ---------------------------------------------------------------------- incidents
-# An incident belongs to a branch. Grid workers, squad leaders and coordinators of the branch
-# report; its coordinators (and the secretary-general, admins) manage and see everything; the
-# reporter and every volunteer offered the incident may see it; everyone else finds nothing.
+# An incident belongs to a branch and lies in a town (the one reported, else the nearest).
+# Grid workers, squad leaders and coordinators of the branch report; its coordinators (of the
+# incident's town, for a town-scoped grant; an incident of no town is for branch-wide grants)
+# and the secretary-general, admins manage and see everything; the reporter and every
+# volunteer offered the incident may see it; everyone else finds nothing.
 
 
 def can_report_incident(actor: Actor, branch_id: int) -> bool:
@@ -355,25 +357,32 @@ def can_report_incident(actor: Actor, branch_id: int) -> bool:
     )
 
 
-def can_manage_incident(actor: Actor, branch_id: int) -> bool:
+def can_manage_incident(actor: Actor, branch_id: int, town_id: int | None) -> bool:
     """Dispatch by hand, cancel, resolve, see every offer and the timeline."""
-    return actor.sees_everything or actor.coordinates(branch_id)
+    return actor.sees_everything or actor.coordinates_in(branch_id, town_id)
 
 
-def can_view_incident(actor: Actor, branch_id: int, reporter_id: int, offered: bool) -> bool:
-    return offered or actor.member_id == reporter_id or can_manage_incident(actor, branch_id)
+def can_view_incident(
+    actor: Actor, branch_id: int, town_id: int | None, reporter_id: int, offered: bool
+) -> bool:
+    return (
+        offered or actor.member_id == reporter_id or can_manage_incident(actor, branch_id, town_id)
+    )
 
 
-def incident_list_scope(actor: Actor) -> set[int] | None:
-    """Branches whose incidents the actor may list; None = all.
+def incident_list_scope(actor: Actor) -> set[tuple[int, int | None]] | None:
+    """(branch, town) pairs whose incidents the actor may list, town None for every incident
+    of the branch (a branch-wide coordinator grant); None = all.
 
     :raise Forbidden: the actor coordinates no branch and is not federation-wide.
     """
-    if actor.sees_everything:
+    if actor.sees_everything or actor.branches_as(Role.COORDINATOR) is None:
         return None
-    scope = actor.branches_as(Role.COORDINATOR)
-    if scope is None:
-        return None
+    scope = {
+        (grant.branch_id, grant.town_id)
+        for grant in actor.grants
+        if grant.role == Role.COORDINATOR and grant.branch_id is not None
+    }
     require(bool(scope), "Only coordinators, the secretary-general and admins list incidents.")
     return scope
 

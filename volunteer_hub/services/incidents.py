@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from volunteer_hub.auth.policy import (
@@ -280,8 +280,9 @@ def _run_wave(
     return len(candidates)
 
 
-def coordinator_ids(session: Session, branch_id: int) -> list[int]:
-    """Active coordinators of the branch (unscoped coordinators too); the SG when none."""
+def coordinator_ids(session: Session, branch_id: int, town_id: int | None) -> list[int]:
+    """Active coordinators of the branch whose grant covers the town (branch-wide and unscoped
+    coordinators too; for no town, only those); the SG when none."""
     query = (
         select(RoleGrant.member_id)
         .join(Member, Member.id == RoleGrant.member_id)
@@ -293,6 +294,7 @@ def coordinator_ids(session: Session, branch_id: int) -> list[int]:
             query.where(
                 RoleGrant.role == Role.COORDINATOR,
                 or_(RoleGrant.branch_id == branch_id, RoleGrant.branch_id.is_(None)),
+                or_(RoleGrant.town_id.is_(None), RoleGrant.town_id == town_id),
             )
         )
     )
@@ -311,7 +313,7 @@ def _escalate(session: Session, incident: Incident, now: datetime, reason: str) 
     )
     minutes = max(0, int((now - incident.created_at).total_seconds() // 60))
     params = {**_push_base(incident), "minutes": str(minutes), "offers": str(offers_sent or 0)}
-    recipients = coordinator_ids(session, incident.branch_id)
+    recipients = coordinator_ids(session, incident.branch_id, incident.town_id)
     for member_id in recipients:
         outbox.enqueue(
             session,
@@ -464,7 +466,10 @@ def get_incident(session: Session, actor: Actor, incident_id: int) -> Incident:
     assert incident is not None
     offered = any(offer.member_id == actor.member_id for offer in incident.offers)
     require_visible(
-        can_view_incident(actor, incident.branch_id, incident.reporter_id, offered), "incident"
+        can_view_incident(
+            actor, incident.branch_id, incident.town_id, incident.reporter_id, offered
+        ),
+        "incident",
     )
     return incident
 
@@ -473,7 +478,7 @@ def incident_view(session: Session, actor: Actor, incident: Incident) -> dict[st
     """The Incident of API.md; coordinators and the reporter see every offer and the timeline,
     an offered volunteer sees their own offer."""
     sees_all = incident.reporter_id == actor.member_id or can_manage_incident(
-        actor, incident.branch_id
+        actor, incident.branch_id, incident.town_id
     )
     offers = [o for o in incident.offers if sees_all or o.member_id == actor.member_id]
     view: dict[str, Any] = {
@@ -543,8 +548,8 @@ def list_incidents(
     page: int,
     page_size: int,
 ) -> dict[str, Any]:
-    """Incidents of the branches the caller coordinates (all for the SG and admins), newest
-    first.
+    """Incidents of the branches the caller coordinates (of their towns, for town-scoped
+    grants; all for the SG and admins), newest first.
 
     :raise Forbidden: the caller coordinates nothing.
     :raise ValidationFailed: unknown branch code.
@@ -555,10 +560,22 @@ def list_incidents(
         branch_id = session.scalar(select(Branch.id).where(Branch.code == branch))
         if branch_id is None:
             raise ValidationFailed("Unknown branch.", errors={"branch": ["No such branch code."]})
-        require(scope is None or branch_id in scope, "You do not coordinate this branch.")
+        if scope is not None:
+            scope = {(b, t) for b, t in scope if b == branch_id}
+            require(bool(scope), "You do not coordinate this branch.")
         query = query.where(Incident.branch_id == branch_id)
-    elif scope is not None:
-        query = query.where(Incident.branch_id.in_(scope))
+    if scope is not None:
+        whole = sorted(b for b, t in scope if t is None)
+        query = query.where(
+            or_(
+                Incident.branch_id.in_(whole),
+                *[
+                    and_(Incident.branch_id == b, Incident.town_id == t)
+                    for b, t in sorted(scope, key=lambda pair: (pair[0], pair[1] or 0))
+                    if t is not None
+                ],
+            )
+        )
     if status is not None:
         query = query.where(Incident.status == IncidentStatus(status))
     return paginate(session, query.order_by(Incident.id.desc()), page, page_size)
@@ -797,9 +814,9 @@ def resolve(
     """
     incident = get_incident(session, actor, incident_id)
     require(
-        can_manage_incident(actor, incident.branch_id)
+        can_manage_incident(actor, incident.branch_id, incident.town_id)
         or _responder_offer(session, actor, incident) is not None,
-        "Only the branch's coordinators and the responders resolve an incident.",
+        "Only the branch's coordinators (of its town) and the responders resolve an incident.",
     )
     allowed = allowed_outcomes(incident.branch.code)
     if outcome not in allowed:
@@ -863,7 +880,10 @@ def dispatch_member(
     :raise Conflict: the incident is staffed or closed, or the member was already offered it.
     """
     incident = get_incident(session, actor, incident_id)
-    require(can_manage_incident(actor, incident.branch_id), "Only coordinators dispatch.")
+    require(
+        can_manage_incident(actor, incident.branch_id, incident.town_id),
+        "Only the branch's coordinators (of the incident's town) dispatch.",
+    )
     member = session.scalar(
         select(Member).where(
             Member.id == member_id,
@@ -925,8 +945,9 @@ def cancel(
     """
     incident = get_incident(session, actor, incident_id)
     require(
-        can_manage_incident(actor, incident.branch_id) or incident.reporter_id == actor.member_id,
-        "Only the branch's coordinators and the reporter cancel an incident.",
+        can_manage_incident(actor, incident.branch_id, incident.town_id)
+        or incident.reporter_id == actor.member_id,
+        "Only the branch's coordinators (of its town) and the reporter cancel an incident.",
     )
     locked = _lock_incident(session, incident.id)
     assert locked is not None
