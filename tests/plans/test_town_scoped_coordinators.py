@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import Factory
@@ -113,3 +114,44 @@ def test_a_town_coordinator_manages_the_posts_and_plans_of_their_town_only(
         )
         assert response.status_code == 201, response.get_json()
     assert client.get(f"/api/v1/plans/{whole_plan}", headers=branch_wide).status_code == 200
+
+
+@pytest.mark.parametrize("whole_branch", [False, True])
+def test_a_town_coordinator_sees_the_swap_requests_of_their_towns_plans_only(
+    client: FlaskClient, factory: Factory, world: World, whole_branch: bool
+) -> None:
+    """A swap request is seen by its two volunteers and by the coordinators who see its plan:
+    of the plan's town (a plan of the whole branch: branch-wide coordinators only)."""
+    a, b = world.volunteers[:2]
+    branch_wide = world.coordinator_headers(factory)
+    own = factory.headers(factory.create_member(roles=(("coordinator", "patrol", world.town),)))
+    other_town = factory.create_town("下应街道")
+    other = factory.headers(factory.create_member(roles=(("coordinator", "patrol", other_town),)))
+    plan = client.post(
+        "/api/v1/plans", json=_plan(None if whole_branch else world.town), headers=branch_wide
+    ).get_json()["id"]
+    added = client.post(
+        f"/api/v1/plans/{plan}/shifts", json=_shift(world.posts[0]), headers=branch_wide
+    )
+    assert added.status_code == 201, added.get_json()
+    assignment = client.post(
+        f"/api/v1/plans/{plan}/assignments",
+        json={"member": a, "shift": added.get_json()[0]["id"]},
+        headers=branch_wide,
+    )
+    assert assignment.status_code == 201, assignment.get_json()
+    published = client.post(f"/api/v1/plans/{plan}/publish", headers=branch_wide)
+    assert published.status_code == 200, published.get_json()
+    proposed = client.post(
+        f"/api/v1/assignments/{assignment.get_json()['id']}/swap-requests",
+        json={"member": b},
+        headers=factory.headers(a),
+    )
+    assert proposed.status_code == 201, proposed.get_json()
+    path = f"/api/v1/swap-requests/{proposed.get_json()['id']}"
+    assert client.get(path, headers=branch_wide).status_code == 200
+    assert client.get(path, headers=other).status_code == 404
+    assert client.get(path, headers=own).status_code == (404 if whole_branch else 200)
+    assert client.get(path, headers=factory.headers(b)).status_code == 200
+    for action in ("accept", "decline", "cancel"):  # looking is all a coordinator may do
+        assert client.post(f"{path}/{action}", headers=own).status_code == 404

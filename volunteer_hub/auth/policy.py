@@ -483,15 +483,17 @@ def hours_report_scope(actor: Actor, branch_id: int | None) -> ReportScope:
 
 # ---------------------------------------------------------------------- shift swaps
 # A swap request concerns two volunteers: the one who asked may cancel it, the one asked may
-# accept or decline it, and both see it. The coordinators of the plan's branch (and those who
-# see everything) may look at it but not answer for the volunteers.
+# accept or decline it, and both see it. The coordinators who see the plan (of its branch; of
+# its town for a town-scoped grant, a plan of the whole branch being for branch-wide grants)
+# and those who see everything may look at it but not answer for the volunteers.
 
 
-def can_view_swap_request(actor: Actor, requester_id: int, target_id: int, branch_id: int) -> bool:
-    return (
-        actor.member_id in (requester_id, target_id)
-        or actor.sees_everything
-        or actor.coordinates(branch_id)
+def can_view_swap_request(
+    actor: Actor, requester_id: int, target_id: int, branch_id: int, town_id: int | None
+) -> bool:
+    """`branch_id` and `town_id` are the plan's (`can_view_branch_plans`)."""
+    return actor.member_id in (requester_id, target_id) or can_view_branch_plans(
+        actor, branch_id, town_id
     )
 
 

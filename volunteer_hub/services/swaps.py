@@ -97,18 +97,20 @@ def _with_details(query: Select[Any]) -> Select[Any]:
     )
 
 
-def _plan_branch(session: Session, plan_id: int) -> int:
-    return session.get_one(Plan, plan_id).branch_id
+def _plan_scope(session: Session, plan_id: int) -> tuple[int, int | None]:
+    """The plan's branch and town (None: a plan of the whole branch)."""
+    plan = session.get_one(Plan, plan_id)
+    return plan.branch_id, plan.town_id
 
 
 def get_swap(session: Session, actor: Actor, swap_id: int) -> SwapRequest:
-    """:raise NotFound: no such request, or the caller is neither party nor a coordinator of
-    the plan's branch."""
+    """:raise NotFound: no such request, or the caller is neither party nor a coordinator who
+    sees the plan (of its branch, and of its town for a town-scoped grant)."""
     swap = session.scalar(_with_details(select(SwapRequest).where(SwapRequest.id == swap_id)))
     require_visible(
         swap is not None
         and can_view_swap_request(
-            actor, swap.requester_id, swap.target_id, _plan_branch(session, swap.plan_id)
+            actor, swap.requester_id, swap.target_id, *_plan_scope(session, swap.plan_id)
         ),
         "swap request",
     )
