@@ -578,10 +578,11 @@ def _pair(
 class _Owners:
     """Which gunicorn worker holds each client connection to `port`, read with `ss` shortly
     after a run starts (every client has connected by then): {client's port: worker pid}.
-    The workers share one listening socket and keep each connection alive for the whole run,
-    so the split they happen to accept at the start (52/48 to 60/40 seen) lasts, and the
-    clients of the worker holding more of them tend to wait longer: part of the spread
-    between p50 and p99, beside the spread within each worker. Empty where `ss` is missing."""
+    Each connection is kept alive for the whole run, so the split made at the start lasts,
+    and the clients of the worker holding more of them wait longer. With one listening socket
+    shared by the workers (gunicorn without --reuse-port) the split was as uneven as 75/25 and
+    83/17 on a loaded machine, and those runs' p99 went with it; with a socket per worker the
+    kernel spreads them (51/49 to 55/45 seen). Empty where `ss` is missing."""
 
     def __init__(self, port: int, after_s: float = 0.5) -> None:
         self.port = port
@@ -654,6 +655,9 @@ def _gunicorn(url: str, secret: str, threads: int) -> tuple[subprocess.Popen[byt
             "gthread",
             "--threads",
             str(threads),
+            # Each worker its own listening socket, the kernel spreading connections between
+            # them: on one shared socket the keep-alive connections split as unevenly as 83/17.
+            "--reuse-port",
             "-b",
             f"127.0.0.1:{port}",
             "--log-level",
