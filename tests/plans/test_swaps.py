@@ -25,7 +25,7 @@ from tests.plans.conftest import (
 )
 from volunteer_hub.extensions import db
 from volunteer_hub.models.audit import AuditLog
-from volunteer_hub.models.notifications import InboxItem
+from volunteer_hub.models.notifications import InboxItem, OutboxMessage, OutboxStatus
 from volunteer_hub.models.plans import ACTIVE_STATUSES, Assignment, AssignmentStatus
 from volunteer_hub.services.quiet_hours import QuietHours
 
@@ -628,3 +628,113 @@ def test_a_swap_cancels_the_pushes_still_held_about_the_shifts_that_changed_hand
             and row["status"] == "pending"
         ]
         assert len(reminders) == 2, reminders
+
+
+def _request_pushes(app: Flask, swap_id: int) -> list[str]:
+    """The statuses of the `swap_request` pushes asking about swap request `swap_id`."""
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                select(OutboxMessage.status)
+                .where(OutboxMessage.dedupe_key == f"swap:{swap_id}:request")
+                .order_by(OutboxMessage.id)
+            )
+        )
+
+
+def test_a_settled_request_cancels_its_push_still_held_for_quiet_hours(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The `swap_request` push waiting for the end of quiet hours asks the other volunteer to
+    answer: once the request is approved, declined, cancelled or refused it must not go out."""
+    _quiet_now(app, monkeypatch)
+    a, b, c, d = world.volunteers[:4]
+    roster = _published(client, factory, world, {"s1": a, "s2": b, "s5": d})
+    settled = []
+    # Declined.
+    first = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    assert _request_pushes(app, first["id"]) == [OutboxStatus.PENDING]
+    declined = client.post(
+        f"/api/v1/swap-requests/{first['id']}/decline", headers=factory.headers(c)
+    )
+    assert declined.status_code == 200, declined.get_json()
+    settled.append(first["id"])
+    # Cancelled.
+    second = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    cancelled = client.post(
+        f"/api/v1/swap-requests/{second['id']}/cancel", headers=factory.headers(a)
+    )
+    assert cancelled.status_code == 200, cancelled.get_json()
+    settled.append(second["id"])
+    # Refused at the answer: B's shift is taken away before B accepts.
+    third = _propose(
+        client, factory, a, roster.assignments["s1"], assignment=roster.assignments["s2"]
+    ).get_json()
+    headers = world.coordinator_headers(factory)
+    removed = client.post(
+        f"/api/v1/plans/{roster.plan}/assignments/{roster.assignments['s2']}/remove",
+        json={"reason": "病假"},
+        headers=headers,
+    )
+    assert removed.status_code == 200, removed.get_json()
+    assert client.post(f"/api/v1/plans/{roster.plan}/publish", headers=headers).status_code == 200
+    refused = client.post(f"/api/v1/swap-requests/{third['id']}/accept", headers=factory.headers(b))
+    assert refused.status_code == 409, refused.get_json()
+    settled.append(third["id"])
+    # Approved, and with it D's request about the shift that changed hands refused.
+    fourth = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    other = _propose(
+        client, factory, d, roster.assignments["s5"], assignment=roster.assignments["s1"]
+    ).get_json()
+    assert _request_pushes(app, other["id"]) == [OutboxStatus.PENDING]
+    approved = client.post(
+        f"/api/v1/swap-requests/{fourth['id']}/accept", headers=factory.headers(c)
+    )
+    assert approved.status_code == 200, approved.get_json()
+    closed = client.get(f"/api/v1/swap-requests/{other['id']}", headers=factory.headers(d))
+    assert closed.get_json()["status"] == "refused"
+    settled += [fourth["id"], other["id"]]
+    for swap_id in settled:
+        assert _request_pushes(app, swap_id) == [OutboxStatus.CANCELLED], swap_id
+
+
+def test_declining_a_shift_refuses_its_open_swap_requests_and_cancels_their_held_pushes(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shift given back can no longer be swapped: a request offering it, or asking for it,
+    is refused with the reason and audited, and its push held for quiet hours withdrawn."""
+    _quiet_now(app, monkeypatch)
+    a, b, c = world.volunteers[:3]
+    roster = _published(client, factory, world, {"s1": a, "s2": b})
+    offering = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    asking = _propose(
+        client, factory, b, roster.assignments["s2"], assignment=roster.assignments["s1"]
+    ).get_json()
+    declined = client.post(
+        f"/api/v1/assignments/{roster.assignments['s1']}/decline",
+        json={"reason": "家里有事"},
+        headers=factory.headers(a),
+    )
+    assert declined.status_code == 200, declined.get_json()
+    for swap_id, who in ((offering["id"], c), (asking["id"], b)):
+        swap = client.get(f"/api/v1/swap-requests/{swap_id}", headers=factory.headers(who))
+        assert swap.get_json()["status"] == "refused", swap.get_json()
+        assert _request_pushes(app, swap_id) == [OutboxStatus.CANCELLED], swap_id
+    late = client.post(f"/api/v1/swap-requests/{offering['id']}/accept", headers=factory.headers(c))
+    assert late.status_code == 409
+    with app.app_context():
+        refusals = db.session.scalars(
+            select(AuditLog.object_id).where(AuditLog.action == "swap.refuse")
+        ).all()
+    assert set(refusals) == {offering["id"], asking["id"]}
+    # B's shift, still theirs, may be offered again.
+    again = _propose(client, factory, b, roster.assignments["s2"], member=c)
+    assert again.status_code == 201, again.get_json()

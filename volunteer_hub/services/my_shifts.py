@@ -221,7 +221,8 @@ def accept(session: Session, member_id: int, assignment_id: int) -> Assignment:
 def decline(
     session: Session, member_id: int, assignment_id: int, reason: str, rules: VolunteerRules
 ) -> Assignment:
-    """Give a shift back. The slot is offered to ranked replacements.
+    """Give a shift back. The slot is offered to ranked replacements; open swap requests
+    offering or asking for it are refused (their held `swap_request` pushes cancelled).
 
     :raise NotFound: not the caller's.
     :raise Conflict: already over, cancelled or declined, or too close to the start (the
@@ -248,6 +249,11 @@ def decline(
     # Its reminders, and a push about it still held for quiet hours (published or changed):
     # either would tell the volunteer of a shift they gave back.
     outbox.cancel_pending(session, assignment_id=assignment.id, kinds=_CANCELLED_WITH_SHIFT)
+    # Imported here: swaps builds on this module (VolunteerRules).
+    from volunteer_hub.services.swaps import refuse_open_about_declined
+
+    # Open swap requests offering or asking for it can no longer be made.
+    refuse_open_about_declined(session, assignment, now)
     audit.record(
         session,
         member_id,

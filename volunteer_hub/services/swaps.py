@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -37,6 +37,7 @@ from volunteer_hub.database import is_postgresql
 from volunteer_hub.errors import Conflict, NotFound, ValidationFailed
 from volunteer_hub.models import Member, MemberBranch
 from volunteer_hub.models.members import MemberStatus
+from volunteer_hub.models.notifications import InboxItem, OutboxMessage, OutboxStatus
 from volunteer_hub.models.plans import (
     ACTIVE_STATUSES,
     Assignment,
@@ -267,6 +268,34 @@ def _push_request(session: Session, swap: SwapRequest, quiet: QuietHours | None)
     )
 
 
+def _withdraw_request_push(session: Session, swap: SwapRequest) -> None:
+    """The request has left `pending`: cancel its `swap_request` push still held for quiet
+    hours and withdraw its inbox item not yet shown, as `outbox.cancel_pending` does, so the
+    other volunteer is not asked to answer a request that is settled. Only this request's
+    row (by its dedupe key); no commit."""
+    ids = list(
+        session.scalars(
+            select(OutboxMessage.id).where(
+                OutboxMessage.dedupe_key == f"swap:{swap.id}:request",
+                OutboxMessage.status == OutboxStatus.PENDING,
+            )
+        )
+    )
+    if not ids:
+        return
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.CANCELLED)
+    )
+    now = utcnow()
+    session.execute(
+        update(InboxItem)
+        .where(InboxItem.outbox_id.in_(ids), InboxItem.visible_at > now)
+        .values(withdrawn_at=now)
+    )
+
+
 def _push_decision(
     session: Session,
     swap: SwapRequest,
@@ -443,6 +472,7 @@ def _refuse(
     swap.refusal = reason
     swap.violations = violations
     swap.decided_at = utcnow()
+    _withdraw_request_push(session, swap)
     audit.record(
         session,
         swap.target_id,
@@ -557,6 +587,7 @@ def _make(
     session.flush()
     swap.status = SwapStatus.APPROVED
     swap.decided_at = now
+    _withdraw_request_push(session, swap)
     swap.target_new_assignment_id = created[0].id
     swap.requester_new_assignment_id = created[1].id if len(created) > 1 else None
     _close_others(session, swap, [a.id for a in old], now)
@@ -608,9 +639,42 @@ def _close_others(
     session: Session, swap: SwapRequest, assignment_ids: list[int], now: datetime
 ) -> None:
     """Other open requests about the swapped shifts can no longer be made."""
+    _refuse_open(
+        session,
+        assignment_ids,
+        swap.target_id,
+        f"One of its shifts changed hands in swap request {swap.id}.",
+        {"because_of": swap.id},
+        now,
+    )
+
+
+def refuse_open_about_declined(session: Session, assignment: Assignment, now: datetime) -> None:
+    """The volunteer gave the shift back (`my_shifts.decline`): open requests offering it or
+    asking for it can no longer be made, and are refused as when a shift changes hands in
+    another swap (no commit)."""
+    _refuse_open(
+        session,
+        [assignment.id],
+        assignment.member_id,
+        "One of its shifts was given back by its volunteer.",
+        {"declined_assignment": assignment.id},
+        now,
+    )
+
+
+def _refuse_open(
+    session: Session,
+    assignment_ids: list[int],
+    actor_id: int,
+    refusal: str,
+    because: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Refuse the pending requests about `assignment_ids` (either side), audited, their held
+    `swap_request` pushes cancelled."""
     for other in session.scalars(
         select(SwapRequest).where(
-            SwapRequest.id != swap.id,
             SwapRequest.status == SwapStatus.PENDING,
             or_(
                 SwapRequest.requester_assignment_id.in_(assignment_ids),
@@ -619,16 +683,17 @@ def _close_others(
         )
     ):
         other.status = SwapStatus.REFUSED
-        other.refusal = f"One of its shifts changed hands in swap request {swap.id}."
+        other.refusal = refusal
         other.decided_at = now
+        _withdraw_request_push(session, other)
         audit.record(
             session,
-            swap.target_id,
+            actor_id,
             "swap.refuse",
             "swap_request",
             other.id,
             before={"status": "pending"},
-            after={"status": "refused", "because_of": swap.id},
+            after={"status": "refused", **because},
             reason=other.refusal,
         )
 
@@ -653,6 +718,7 @@ def decline(
         raise Conflict(f"This swap request is {swap.status.value}.")
     swap.status = SwapStatus.DECLINED
     swap.decided_at = utcnow()
+    _withdraw_request_push(session, swap)
     swap.refusal = (reason or "").strip() or None
     audit.record(
         session,
@@ -688,6 +754,7 @@ def cancel(session: Session, actor: Actor, swap_id: int, quiet: QuietHours | Non
         raise Conflict(f"This swap request is {swap.status.value}.")
     swap.status = SwapStatus.CANCELLED
     swap.decided_at = utcnow()
+    _withdraw_request_push(session, swap)
     audit.record(
         session,
         actor.member_id,
