@@ -24,7 +24,14 @@ from tests.plans.conftest import (
 )
 from volunteer_hub.extensions import db
 from volunteer_hub.models.audit import AuditLog
-from volunteer_hub.models.plans import ACTIVE_STATUSES, Assignment, SlotOffer, SlotOfferStatus
+from volunteer_hub.models.plans import (
+    ACTIVE_STATUSES,
+    Assignment,
+    SlotOffer,
+    SlotOfferStatus,
+    SolveRun,
+    SolveRunStatus,
+)
 from volunteer_hub.services.my_shifts import ics_escape, ics_fold
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -382,6 +389,37 @@ def test_a_taken_slot_cancels_the_other_offers_pushes_still_held(
         if row["kind"] == "slot_offer" and row["status"] == "pending"
     ]
     assert still == [], still
+
+
+def test_taking_a_slot_offer_waits_while_a_solve_run_works_on_the_plan(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    """As a swap and a coordinator's manual add do: the solver's result would not know of
+    the slot just taken. The offer stays open and can be taken once the run is over."""
+    start = datetime.combine(next_monday(), datetime.min.time(), UTC) + timedelta(hours=1)
+    plan, _, (assignment,) = _published_shift(client, factory, world, start, [world.volunteers[0]])
+    _decline(client, factory, world.volunteers[0], assignment)
+    taker = world.volunteers[1]
+    offers = client.get("/api/v1/me/slot-offers", headers=factory.headers(taker)).get_json()
+    offer = offers["items"][0]["id"]
+    for status in (SolveRunStatus.QUEUED, SolveRunStatus.RUNNING):
+        with app.app_context():
+            run = SolveRun(plan_id=plan, status=status, time_limit_s=10)
+            db.session.add(run)
+            db.session.commit()
+            run_id = run.id
+        refused = client.post(f"/api/v1/slot-offers/{offer}/accept", headers=factory.headers(taker))
+        assert refused.status_code == 409, refused.get_json()
+        body = refused.get_json()
+        assert body["detail"] == "The plan is being re-planned; try again in a few minutes."
+        assert body["solve_run"] == run_id
+        still = client.get("/api/v1/me/slot-offers", headers=factory.headers(taker)).get_json()
+        assert [item["id"] for item in still["items"]] == [offer]
+        with app.app_context():
+            db.session.get_one(SolveRun, run_id).status = SolveRunStatus.DONE
+            db.session.commit()
+    taken = client.post(f"/api/v1/slot-offers/{offer}/accept", headers=factory.headers(taker))
+    assert taken.status_code == 200, taken.get_json()
 
 
 def test_ics_text_is_escaped_and_folded() -> None:

@@ -36,7 +36,12 @@ from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import audit, outbox
 from volunteer_hub.services.hours import federation_tz
 from volunteer_hub.services.outbox import BulkPush
-from volunteer_hub.services.plans import ROSTER_STATUSES, _Change, violations_of
+from volunteer_hub.services.plans import (
+    ROSTER_STATUSES,
+    _Change,
+    _refuse_while_solving,
+    violations_of,
+)
 from volunteer_hub.services.problem_builder import KM_PER_DEGREE, BuilderSettings
 from volunteer_hub.services.publish import _CANCELLED_WITH_SHIFT, reminder_pushes, shift_info
 from volunteer_hub.services.quiet_hours import QuietHours, held
@@ -396,11 +401,14 @@ def take_offer(
     still hold for the caller with the slot (rest between shifts, caps, ...), since the
     caller's roster may have changed since the offer, by another offer taken, for one. The
     plan is locked first, as publishing, a coordinator's change and a swap do, so two offers
-    taken at once in one plan are checked one after the other.
+    taken at once in one plan are checked one after the other. While a solve run is queued or
+    running on the plan the slot is not taken (its result would not know of it), as a swap
+    and a manual add are not; the offer stays open.
 
-    :raise NotFound: not the caller's offer. :raise Conflict: already taken or closed, the
-        slot is full again, it would double-book the caller, or it would break a hard rule
-        (the checker's `violations`).
+    :raise NotFound: not the caller's offer. :raise Conflict: a solve run is working on the
+        plan (`solve_run`; try again later), already taken or closed, the slot is full
+        again, it would double-book the caller, or it would break a hard rule (the
+        checker's `violations`).
     """
     offer = session.get(SlotOffer, offer_id)
     require_visible(offer is not None and offer.member_id == member_id, "offer")
@@ -411,6 +419,12 @@ def take_offer(
         plan_query = plan_query.with_for_update(of=Plan)
     plan = session.scalar(plan_query)
     assert plan is not None
+    try:
+        _refuse_while_solving(session, plan)
+    except Conflict as solving:
+        raise Conflict(
+            "The plan is being re-planned; try again in a few minutes.", extra=solving.extra
+        ) from None
     shift_query = select(Shift).where(Shift.id == offer.shift_id)
     if is_postgresql():
         shift_query = shift_query.with_for_update(of=Shift)
