@@ -92,10 +92,14 @@ def cancel_pending(
     incident_id: int | None = None,
     recipient_id: int | None = None,
     kinds: Iterable[str] | None = None,
+    dedupe_key: str | None = None,
 ) -> int:
     """Cancel pushes not yet sent (reminders of a cancelled assignment, offers of a staffed
-    incident) and withdraw their inbox items. Returns how many were cancelled (no commit)."""
+    incident, the push of one settled request by its dedupe key) and withdraw their inbox
+    items not yet shown. Returns how many were cancelled (no commit)."""
     query = select(OutboxMessage.id).where(OutboxMessage.status == OutboxStatus.PENDING)
+    if dedupe_key is not None:
+        query = query.where(OutboxMessage.dedupe_key == dedupe_key)
     if assignment_id is not None:
         query = query.where(OutboxMessage.assignment_id == assignment_id)
     if incident_id is not None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -37,7 +37,6 @@ from volunteer_hub.database import is_postgresql
 from volunteer_hub.errors import Conflict, NotFound, ValidationFailed
 from volunteer_hub.models import Member, MemberBranch
 from volunteer_hub.models.members import MemberStatus
-from volunteer_hub.models.notifications import InboxItem, OutboxMessage, OutboxStatus
 from volunteer_hub.models.plans import (
     ACTIVE_STATUSES,
     Assignment,
@@ -270,30 +269,9 @@ def _push_request(session: Session, swap: SwapRequest, quiet: QuietHours | None)
 
 def _withdraw_request_push(session: Session, swap: SwapRequest) -> None:
     """The request has left `pending`: cancel its `swap_request` push still held for quiet
-    hours and withdraw its inbox item not yet shown, as `outbox.cancel_pending` does, so the
-    other volunteer is not asked to answer a request that is settled. Only this request's
-    row (by its dedupe key); no commit."""
-    ids = list(
-        session.scalars(
-            select(OutboxMessage.id).where(
-                OutboxMessage.dedupe_key == f"swap:{swap.id}:request",
-                OutboxMessage.status == OutboxStatus.PENDING,
-            )
-        )
-    )
-    if not ids:
-        return
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(ids), OutboxMessage.status == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.CANCELLED)
-    )
-    now = utcnow()
-    session.execute(
-        update(InboxItem)
-        .where(InboxItem.outbox_id.in_(ids), InboxItem.visible_at > now)
-        .values(withdrawn_at=now)
-    )
+    hours (and its inbox item not yet shown), so the other volunteer is not asked to answer a
+    request that is settled. Only this request's row, by its dedupe key; no commit."""
+    outbox.cancel_pending(session, dedupe_key=f"swap:{swap.id}:request")
 
 
 def _push_decision(
