@@ -541,18 +541,20 @@ def test_swap_pushes_wait_for_the_end_of_quiet_hours_the_inbox_shows_them_at_onc
     assert shown and all(moment < ends for moment in shown)
 
 
-def test_declined_cancelled_and_refused_swap_pushes_wait_for_the_end_of_quiet_hours(
+def _declined_cancelled_refused(
     app: Flask,
     client: FlaskClient,
     factory: Factory,
     world: World,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    ends = _quiet_now(app, monkeypatch)
-    a, b, c = world.volunteers[:3]
-    roster = _published(client, factory, world, {"s1": a, "s2": b})
-    after = max_outbox_id(app)
+    roster: Roster,
+    people: tuple[int, int, int],
+) -> tuple[list[int], int]:
+    """Three of A's requests settled three ways, during quiet hours: declined by C, cancelled
+    by A, and refused when B accepts after B's shift was taken away and the plan published.
+    Returns their ids and the last outbox row before the refusal."""
+    a, b, c = people
     first = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    assert _request_pushes(app, first["id"]) == [OutboxStatus.PENDING]
     declined = client.post(
         f"/api/v1/swap-requests/{first['id']}/decline", headers=factory.headers(c)
     )
@@ -562,7 +564,6 @@ def test_declined_cancelled_and_refused_swap_pushes_wait_for_the_end_of_quiet_ho
         f"/api/v1/swap-requests/{second['id']}/cancel", headers=factory.headers(a)
     )
     assert cancelled.status_code == 200, cancelled.get_json()
-    # Refused at the answer: B's shift is taken away before B accepts.
     third = _propose(
         client, factory, a, roster.assignments["s1"], assignment=roster.assignments["s2"]
     ).get_json()
@@ -577,6 +578,21 @@ def test_declined_cancelled_and_refused_swap_pushes_wait_for_the_end_of_quiet_ho
     mark = max_outbox_id(app)
     refused = client.post(f"/api/v1/swap-requests/{third['id']}/accept", headers=factory.headers(b))
     assert refused.status_code == 409, refused.get_json()
+    return [first["id"], second["id"], third["id"]], mark
+
+
+def test_declined_cancelled_and_refused_swap_pushes_wait_for_the_end_of_quiet_hours(
+    app: Flask,
+    client: FlaskClient,
+    factory: Factory,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ends = _quiet_now(app, monkeypatch)
+    a, b, c = world.volunteers[:3]
+    roster = _published(client, factory, world, {"s1": a, "s2": b})
+    after = max_outbox_id(app)
+    _, mark = _declined_cancelled_refused(app, client, factory, world, roster, (a, b, c))
     decided = [row for row in outbox_rows(app, after) if row["kind"] == "swap_decided"]
     assert sorted(row["recipient"] for row in decided) == sorted([a, c, a, b])
     assert len([row for row in outbox_rows(app, mark) if row["kind"] == "swap_decided"]) == 2
@@ -654,37 +670,7 @@ def test_a_settled_request_cancels_its_push_still_held_for_quiet_hours(
     _quiet_now(app, monkeypatch)
     a, b, c, d = world.volunteers[:4]
     roster = _published(client, factory, world, {"s1": a, "s2": b, "s5": d})
-    settled = []
-    # Declined.
-    first = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
-    assert _request_pushes(app, first["id"]) == [OutboxStatus.PENDING]
-    declined = client.post(
-        f"/api/v1/swap-requests/{first['id']}/decline", headers=factory.headers(c)
-    )
-    assert declined.status_code == 200, declined.get_json()
-    settled.append(first["id"])
-    # Cancelled.
-    second = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
-    cancelled = client.post(
-        f"/api/v1/swap-requests/{second['id']}/cancel", headers=factory.headers(a)
-    )
-    assert cancelled.status_code == 200, cancelled.get_json()
-    settled.append(second["id"])
-    # Refused at the answer: B's shift is taken away before B accepts.
-    third = _propose(
-        client, factory, a, roster.assignments["s1"], assignment=roster.assignments["s2"]
-    ).get_json()
-    headers = world.coordinator_headers(factory)
-    removed = client.post(
-        f"/api/v1/plans/{roster.plan}/assignments/{roster.assignments['s2']}/remove",
-        json={"reason": "病假"},
-        headers=headers,
-    )
-    assert removed.status_code == 200, removed.get_json()
-    assert client.post(f"/api/v1/plans/{roster.plan}/publish", headers=headers).status_code == 200
-    refused = client.post(f"/api/v1/swap-requests/{third['id']}/accept", headers=factory.headers(b))
-    assert refused.status_code == 409, refused.get_json()
-    settled.append(third["id"])
+    settled, _ = _declined_cancelled_refused(app, client, factory, world, roster, (a, b, c))
     # Approved, and with it D's request about the shift that changed hands refused.
     fourth = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
     other = _propose(
