@@ -6,8 +6,9 @@
     JSON endpoint of the same app). Targets: throughput ratio >= 0.5, check-in p99 < 100 ms.
     Closed loop: each client sends its next request as soon as the last one is answered, so
     the mean latency is clients / throughput (Little's law) and p99 < 100 ms needs more than
-    ~1,000 check-ins/s. The load generator is Python threads on the same machine, so it takes
-    CPU from the server; both endpoints pay that alike.
+    ~1,000 check-ins/s. The load generator (`bench.loadgen`: one thread driving the keep-alive
+    connections over `selectors`) runs on the same machine and takes some CPU from the server;
+    both endpoints pay that alike.
     The machine is shared (a virtual machine whose neighbours take CPU at random), so one run
     says little: `--repeat` pairs of runs (/health, then check-in) alternate, and the median
     pair's ratio and the median check-in p99 are the headline, every pair printed. Each pair
@@ -35,7 +36,6 @@ afterwards.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
@@ -58,6 +58,7 @@ from flask import Flask
 from flask_jwt_extended import create_access_token
 from sqlalchemy import make_url, select, update
 
+from bench import loadgen
 from bench.common import format_table, log, write_results
 from volunteer_hub.app import create_app
 from volunteer_hub.extensions import db
@@ -398,121 +399,7 @@ class _CpuMeter:
         return {key: round(ms, 3) for key, ms in spent.items()}
 
 
-def _load(
-    port: int,
-    clients: int,
-    requests: list[tuple[str, str, bytes | None, dict[str, str]]],
-    deadline_s: float,
-    by_port: dict[int, list[float]] | None = None,
-) -> tuple[list[float], int, float]:
-    """Closed loop: `clients` threads, each with its own keep-alive connection, take the next
-    request until none are left or the deadline passes. Returns latencies, failures, wall;
-    `by_port`, if given, gets each connection's latencies under its local port."""
-    lock = threading.Lock()
-    queue = list(reversed(requests))
-    latencies: list[float] = []
-    failures = [0]
-    stop_at = time.perf_counter() + deadline_s
-    barrier = threading.Barrier(clients + 1)
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine: list[float] = []
-        local_port: int | None = None
-        barrier.wait()
-        while time.perf_counter() < stop_at:
-            with lock:
-                if not queue:
-                    break
-                method, path, body, headers = queue.pop()
-            began = time.perf_counter()
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                ok = response.status in (200, 201)
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                ok = False
-            mine.append((time.perf_counter() - began) * 1000)
-            if local_port is None and conn.sock is not None:
-                local_port = conn.sock.getsockname()[1]
-            if not ok:
-                with lock:
-                    failures[0] += 1
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-            if by_port is not None and local_port is not None:
-                by_port[local_port] = mine
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return latencies, failures[0], time.perf_counter() - began
-
-
-def _load_at_rate(
-    port: int,
-    clients: int,
-    requests: list[tuple[str, str, bytes | None, dict[str, str]]],
-    rate: float,
-) -> tuple[list[float], int, float]:
-    """Open loop: request j is due at start + j / rate, sent by client j % clients on its own
-    keep-alive connection. Latency counts from when the request was due, so a server that falls
-    behind is charged for the wait it causes (no coordinated omission). Returns latencies,
-    failures and the wall time."""
-    lock = threading.Lock()
-    latencies: list[float] = []
-    failures = [0]
-    barrier = threading.Barrier(clients + 1)
-    start = [0.0]
-
-    def worker(first: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine: list[float] = []
-        failed = 0
-        barrier.wait()
-        for index in range(first, len(requests), clients):
-            due = start[0] + index / rate
-            pause = due - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            method, path, body, headers = requests[index]
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                ok = response.status in (200, 201)
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                ok = False
-            mine.append((time.perf_counter() - due) * 1000)
-            failed += not ok
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-            failures[0] += failed
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    start[0] = time.perf_counter() + 0.2
-    barrier.wait()
-    for thread in threads:
-        thread.join()
-    return latencies, failures[0], time.perf_counter() - start[0]
-
-
-def _check_ins(
-    assignments: list[tuple[int, int, str]],
-) -> list[tuple[str, str, bytes | None, dict[str, str]]]:
+def _check_ins(assignments: list[tuple[int, int, str]]) -> list[loadgen.Request]:
     return [
         (
             "POST",
@@ -528,7 +415,7 @@ def _check_ins(
     ]
 
 
-_HEALTH: tuple[str, str, bytes | None, dict[str, str]] = ("GET", "/api/v1/health", None, {})
+_HEALTH: loadgen.Request = ("GET", "/api/v1/health", None, {})
 
 
 def _pair(
@@ -543,33 +430,31 @@ def _pair(
     health = [_HEALTH] * count
     log(f"attendance: {label}GET /health x{count} with {clients} clients")
     meter = _CpuMeter(server)
-    h_ports: dict[int, list[float]] = {}
     with _Owners(port) as h_owners:
-        h_lat, h_fail, h_wall = _load(port, clients, health, 120, h_ports)
-    h_cpu = meter.per_request_ms(len(h_lat))
+        h = loadgen.closed_loop(port, clients, health, 120)
+    h_cpu = meter.per_request_ms(len(h.latencies))
     checkins = _check_ins(assignments)
     log(f"attendance: {label}POST check-in x{len(checkins)} with {clients} clients")
     meter = _CpuMeter(server)
-    c_ports: dict[int, list[float]] = {}
     with _Owners(port) as c_owners:
-        c_lat, c_fail, c_wall = _load(port, clients, checkins, 300, c_ports)
-    c_cpu = meter.per_request_ms(len(c_lat))
-    health_rps = len(h_lat) / h_wall
-    checkin_rps = len(c_lat) / c_wall
+        c = loadgen.closed_loop(port, clients, checkins, 300)
+    c_cpu = meter.per_request_ms(len(c.latencies))
+    health_rps = len(h.latencies) / h.wall_s
+    checkin_rps = len(c.latencies) / c.wall_s
     return {
         "health": {
-            **_stats(h_lat),
-            "failures": h_fail,
+            **_stats(h.latencies),
+            "failures": h.failures,
             "rps": round(health_rps, 1),
             "cpu_ms_per_request": h_cpu,
-            "by_worker": _by_worker(h_ports, h_owners.found),
+            "by_worker": _by_worker(h.by_port, h_owners.found),
         },
         "check_in": {
-            **_stats(c_lat),
-            "failures": c_fail,
+            **_stats(c.latencies),
+            "failures": c.failures,
             "rps": round(checkin_rps, 1),
             "cpu_ms_per_request": c_cpu,
-            "by_worker": _by_worker(c_ports, c_owners.found),
+            "by_worker": _by_worker(c.by_port, c_owners.found),
         },
         "ratio": round(checkin_rps / health_rps, 3),
     }
@@ -675,7 +560,7 @@ def _gunicorn(url: str, secret: str, threads: int) -> tuple[subprocess.Popen[byt
             except OSError:
                 time.sleep(0.2)
         # Warm both workers (imports, pools) before measuring.
-        _load(port, 10, [_HEALTH] * 200, 30)
+        loadgen.closed_loop(port, 10, [_HEALTH] * 200, 30)
     except BaseException:
         server.terminate()
         server.wait(timeout=30)
@@ -726,19 +611,19 @@ def run_http(
         if at_rate:
             paced = make_assignments(app, at_rate)
             log(f"attendance: {clients} clients offering {rate:g} req/s: health, then check-in")
-            ph_lat, ph_fail, ph_wall = _load_at_rate(port, clients, [_HEALTH] * at_rate, rate)
-            pc_lat, pc_fail, pc_wall = _load_at_rate(port, clients, _check_ins(paced), rate)
+            ph = loadgen.open_loop(port, clients, [_HEALTH] * at_rate, rate)
+            pc = loadgen.open_loop(port, clients, _check_ins(paced), rate)
             paced_result = {
                 "offered_rps": rate,
                 "health": {
-                    **_stats(ph_lat),
-                    "failures": ph_fail,
-                    "rps": round(len(ph_lat) / ph_wall, 1),
+                    **_stats(ph.latencies),
+                    "failures": ph.failures,
+                    "rps": round(len(ph.latencies) / ph.wall_s, 1),
                 },
                 "check_in": {
-                    **_stats(pc_lat),
-                    "failures": pc_fail,
-                    "rps": round(len(pc_lat) / pc_wall, 1),
+                    **_stats(pc.latencies),
+                    "failures": pc.failures,
+                    "rps": round(len(pc.latencies) / pc.wall_s, 1),
                 },
             }
             sent, stored = sent + len(paced), stored + _stored(app, paced)
