@@ -724,3 +724,62 @@ def test_declining_a_shift_refuses_its_open_swap_requests_and_cancels_their_held
     # B's shift, still theirs, may be offered again.
     again = _propose(client, factory, b, roster.assignments["s2"], member=c)
     assert again.status_code == 201, again.get_json()
+
+
+def _decided(app: Flask, after: int) -> dict[int, dict[str, Any]]:
+    """The `swap_decided` pushes queued after outbox row `after`: recipient → params."""
+    with app.app_context():
+        rows = db.session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.id > after, OutboxMessage.kind == "swap_decided"
+            )
+        ).all()
+        return {row.recipient_id: dict(row.params) for row in rows}
+
+
+def test_a_request_refused_by_someone_elses_step_tells_its_other_volunteer(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    """A shift given back, or one that changed hands in another swap, refuses the open
+    requests about it; the volunteer on the other side of each is told ("未通过", and why),
+    not left to find out by answering. Whoever took the step is not told of it."""
+    a, b, c, d = world.volunteers[:4]
+    roster = _published(client, factory, world, {"s1": a, "s2": b, "s5": d})
+    offering = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    asking = _propose(
+        client, factory, b, roster.assignments["s2"], assignment=roster.assignments["s1"]
+    ).get_json()
+    mark = max_outbox_id(app)
+    declined = client.post(
+        f"/api/v1/assignments/{roster.assignments['s1']}/decline",
+        json={"reason": "家里有事"},
+        headers=factory.headers(a),
+    )
+    assert declined.status_code == 200, declined.get_json()
+    told = _decided(app, mark)
+    assert set(told) == {c, b}  # not A, who gave the shift back
+    assert told[c]["swap_request_id"] == str(offering["id"])
+    assert told[b]["swap_request_id"] == str(asking["id"])
+    for params in told.values():
+        assert params["outcome"] == "未通过"
+        assert params["detail"] == "其中一个班次已被其志愿者退回，本请求自动失效。"
+
+    # B's shift changes hands (B to C): D's open request asking B for it is refused, and D
+    # told; B and C made that swap and are not.
+    other = _propose(
+        client, factory, d, roster.assignments["s5"], assignment=roster.assignments["s2"]
+    ).get_json()
+    handover = _propose(client, factory, b, roster.assignments["s2"], member=c).get_json()
+    mark = max_outbox_id(app)
+    accepted = client.post(
+        f"/api/v1/swap-requests/{handover['id']}/accept", headers=factory.headers(c)
+    )
+    assert accepted.status_code == 200, accepted.get_json()
+    refused = client.get(f"/api/v1/swap-requests/{other['id']}", headers=factory.headers(d))
+    assert refused.get_json()["status"] == "refused"
+    told = _decided(app, mark)
+    assert told[d]["swap_request_id"] == str(other["id"])
+    assert told[d]["outcome"] == "未通过"
+    assert told[d]["detail"] == "其中一个班次已通过另一换班请求易手，本请求自动失效。"
+    # The swap made tells its requester; nobody else hears of the refused one.
+    assert {m for m, p in told.items() if p["swap_request_id"] == str(other["id"])} == {d}

@@ -227,7 +227,8 @@ def decline(
     session: Session, member_id: int, assignment_id: int, reason: str, rules: VolunteerRules
 ) -> Assignment:
     """Give a shift back. The slot is offered to ranked replacements; open swap requests
-    offering or asking for it are refused (their held `swap_request` pushes cancelled).
+    offering or asking for it are refused (their held `swap_request` pushes cancelled, the
+    volunteer on their other side told).
 
     :raise NotFound: not the caller's.
     :raise Conflict: already over, cancelled or declined, or too close to the start (the
@@ -258,7 +259,7 @@ def decline(
     from volunteer_hub.services.swaps import refuse_open_about_declined
 
     # Open swap requests offering or asking for it can no longer be made.
-    refuse_open_about_declined(session, assignment, now)
+    refuse_open_about_declined(session, assignment, now, rules.quiet)
     audit.record(
         session,
         member_id,

@@ -17,6 +17,7 @@ on PostgreSQL the exclusion constraint still guards against overlaps with other 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -568,7 +569,7 @@ def _make(
     _withdraw_request_push(session, swap)
     swap.target_new_assignment_id = created[0].id
     swap.requester_new_assignment_id = created[1].id if len(created) > 1 else None
-    _close_others(session, swap, [a.id for a in old], now)
+    _close_others(session, swap, [a.id for a in old], now, rules.quiet)
     audit.record(
         session,
         swap.target_id,
@@ -614,7 +615,11 @@ def _make(
 
 
 def _close_others(
-    session: Session, swap: SwapRequest, assignment_ids: list[int], now: datetime
+    session: Session,
+    swap: SwapRequest,
+    assignment_ids: list[int],
+    now: datetime,
+    quiet: QuietHours | None,
 ) -> None:
     """Other open requests about the swapped shifts can no longer be made."""
     _refuse_open(
@@ -624,10 +629,17 @@ def _close_others(
         f"One of its shifts changed hands in swap request {swap.id}.",
         {"because_of": swap.id},
         now,
+        Refused(
+            informed={swap.requester_id, swap.target_id},
+            detail="其中一个班次已通过另一换班请求易手，本请求自动失效。",
+            quiet=quiet,
+        ),
     )
 
 
-def refuse_open_about_declined(session: Session, assignment: Assignment, now: datetime) -> None:
+def refuse_open_about_declined(
+    session: Session, assignment: Assignment, now: datetime, quiet: QuietHours | None
+) -> None:
     """The volunteer gave the shift back (`my_shifts.decline`): open requests offering it or
     asking for it can no longer be made, and are refused as when a shift changes hands in
     another swap (no commit)."""
@@ -638,7 +650,22 @@ def refuse_open_about_declined(session: Session, assignment: Assignment, now: da
         "One of its shifts was given back by its volunteer.",
         {"declined_assignment": assignment.id},
         now,
+        Refused(
+            informed={assignment.member_id},
+            detail="其中一个班次已被其志愿者退回，本请求自动失效。",
+            quiet=quiet,
+        ),
     )
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Whom to tell that an open request was refused by someone else's step: every party
+    but the `informed` (those who took the step know), with `detail`, held for quiet hours."""
+
+    informed: set[int]
+    detail: str
+    quiet: QuietHours | None
 
 
 def _refuse_open(
@@ -648,18 +675,21 @@ def _refuse_open(
     refusal: str,
     because: dict[str, Any],
     now: datetime,
+    told: Refused,
 ) -> None:
     """Refuse the pending requests about `assignment_ids` (either side), audited, their held
-    `swap_request` pushes cancelled."""
+    `swap_request` pushes cancelled, and their other parties told (`swap_decided`)."""
     for other in session.scalars(
-        select(SwapRequest).where(
-            SwapRequest.status == SwapStatus.PENDING,
-            or_(
-                SwapRequest.requester_assignment_id.in_(assignment_ids),
-                SwapRequest.target_assignment_id.in_(assignment_ids),
-            ),
+        _with_details(
+            select(SwapRequest).where(
+                SwapRequest.status == SwapStatus.PENDING,
+                or_(
+                    SwapRequest.requester_assignment_id.in_(assignment_ids),
+                    SwapRequest.target_assignment_id.in_(assignment_ids),
+                ),
+            )
         )
-    ):
+    ).unique():
         other.status = SwapStatus.REFUSED
         other.refusal = refusal
         other.decided_at = now
@@ -674,6 +704,10 @@ def _refuse_open(
             after={"status": "refused", **because},
             reason=other.refusal,
         )
+        parties = (other.requester_id, other.target_id)
+        recipients = {m: told.detail for m in parties if m not in told.informed}
+        if recipients:
+            _push_decision(session, other, recipients, [], told.quiet)
 
 
 def decline(
