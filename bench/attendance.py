@@ -13,7 +13,9 @@
     says little: `--repeat` pairs of runs (/health, then check-in) alternate, and the median
     pair's ratio and the median check-in p99 are the headline, every pair printed. Each pair
     starts from a database at rest (vacuumed, analysed, checkpointed), its check-ins on fresh
-    assignments of the same members.
+    assignments of the same members; before the first, warm-up check-ins open the workers'
+    connections. Each run prints how busy the machine was and how much of it the hypervisor
+    took (stolen), and the machine's speed is read before and after the runs.
     Then, reported separately (not instead): the same clients offering a fixed rate together
     (`--rate`, open loop), latency counted from when each request was due; and `--serial`
     check-ins one after another on one connection, for the CPU one check-in costs the
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -368,6 +371,48 @@ def _pids(*pgrep: str) -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
+class _MachineMeter:
+    """The whole machine's CPU over one run, from /proc/stat: the share busy and the share
+    stolen (taken by the hypervisor for other guests: this is a shared virtual machine, and
+    what is stolen shows as longer waits). Empty without /proc."""
+
+    def __init__(self) -> None:
+        self.began = self._read()
+
+    @staticmethod
+    def _read() -> list[int] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as stat:
+                return [int(x) for x in stat.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+
+    def shares(self) -> dict[str, float]:
+        now = self._read()
+        if self.began is None or now is None:
+            return {}
+        user, nice, system, idle, iowait, irq, softirq, steal = (
+            b - a for a, b in zip(self.began, now, strict=True)
+        )
+        total = max(1, user + nice + system + idle + iowait + irq + softirq + steal)
+        return {
+            "busy_pct": round(100 * (user + nice + system + irq + softirq) / total, 1),
+            "stolen_pct": round(100 * steal / total, 1),
+        }
+
+
+def machine_speed(repeat: int = 3) -> float:
+    """Seconds a 10-million-step Python loop takes (the best of `repeat`): how fast this
+    shared machine is at the moment, to compare runs taken on different days by."""
+    best = math.inf
+    for _ in range(repeat):
+        began = time.perf_counter()
+        for _step in range(10_000_000):
+            pass
+        best = min(best, time.perf_counter() - began)
+    return round(best, 3)
+
+
 class _CpuMeter:
     """CPU milliseconds per request spent by the gunicorn workers, PostgreSQL (the local
     server's processes: backends, including those started during the run, and background
@@ -429,16 +474,16 @@ def _pair(
     """One closed-loop run of `count` GET /health, then one of a check-in per assignment."""
     health = [_HEALTH] * count
     log(f"attendance: {label}GET /health x{count} with {clients} clients")
-    meter = _CpuMeter(server)
+    meter, machine = _CpuMeter(server), _MachineMeter()
     with _Owners(port) as h_owners:
         h = loadgen.closed_loop(port, clients, health, 120)
-    h_cpu = meter.per_request_ms(len(h.latencies))
+    h_cpu, h_machine = meter.per_request_ms(len(h.latencies)), machine.shares()
     checkins = _check_ins(assignments)
     log(f"attendance: {label}POST check-in x{len(checkins)} with {clients} clients")
-    meter = _CpuMeter(server)
+    meter, machine = _CpuMeter(server), _MachineMeter()
     with _Owners(port) as c_owners:
         c = loadgen.closed_loop(port, clients, checkins, 300)
-    c_cpu = meter.per_request_ms(len(c.latencies))
+    c_cpu, c_machine = meter.per_request_ms(len(c.latencies)), machine.shares()
     health_rps = len(h.latencies) / h.wall_s
     checkin_rps = len(c.latencies) / c.wall_s
     return {
@@ -447,6 +492,7 @@ def _pair(
             "failures": h.failures,
             "rps": round(health_rps, 1),
             "cpu_ms_per_request": h_cpu,
+            "machine": h_machine,
             "by_worker": _by_worker(h.by_port, h_owners.found),
         },
         "check_in": {
@@ -454,6 +500,7 @@ def _pair(
             "failures": c.failures,
             "rps": round(checkin_rps, 1),
             "cpu_ms_per_request": c_cpu,
+            "machine": c_machine,
             "by_worker": _by_worker(c.by_port, c_owners.found),
         },
         "ratio": round(checkin_rps / health_rps, 3),
@@ -568,6 +615,18 @@ def _gunicorn(url: str, secret: str, threads: int) -> tuple[subprocess.Popen[byt
     return server, port
 
 
+def _warm_check_ins(app: Flask, port: int, clients: int) -> None:
+    """Check-ins before the measured pairs, on assignments of their own: each worker's lane
+    opens its connections and prepares its statement (after five runs on a connection), as in
+    service. Without this the first pair paid for both, and its first tenth of check-ins had
+    a p99 of 231-239 ms against 122-191 ms for the rest."""
+    warm = make_assignments(app, 4 * clients)
+    result = loadgen.closed_loop(port, clients, _check_ins(warm), 120)
+    retire(app, warm)
+    if result.failures:
+        raise SystemExit(f"warming up: {result.failures} of {len(warm)} check-ins failed")
+
+
 def _stored(app: Flask, sent: list[tuple[int, int, str]]) -> int:
     """How many of the bench's own check-ins were stored (the demo seed has weeks of
     attendance before them)."""
@@ -596,11 +655,14 @@ def run_http(
     and the headline is the median pair (by ratio) with the median p99 beside it. Every
     check-in needs an assignment of its own: each pair gives the same members fresh ones and
     retires them after (`retire`), and starts from a database at rest (`settle`)."""
+    speed_before = machine_speed()
+    log(f"attendance: machine speed: a 10-million-step Python loop in {speed_before} s")
     server, port = _gunicorn(url, secret, threads)
     pairs: list[dict[str, Any]] = []
     paced_result: dict[str, Any] = {}
     sent = stored = 0
     try:
+        _warm_check_ins(app, port, clients)
         for r in range(repeat):
             mine = make_assignments(app, count)
             settle(app)
@@ -633,11 +695,13 @@ def run_http(
         server.wait(timeout=30)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     log(f"attendance: load average after the HTTP runs: {load}")
+    speed_after = machine_speed()
     # With an even count, the less favourable of the two middle pairs for each figure.
     median = sorted(pairs, key=lambda pair: pair["ratio"])[(len(pairs) - 1) // 2]
     p99s = sorted(pair["check_in"]["p99_ms"] for pair in pairs)
     return {
         "load": load,
+        "speed_s": [speed_before, speed_after],
         "clients": clients,
         "threads": threads,
         "health": median["health"],
@@ -800,6 +864,16 @@ def _http_table(run: dict[str, Any]) -> str:
     )
 
 
+def _machine_line(run: dict[str, Any]) -> str:
+    """How busy the machine was during each run, and how much the hypervisor took."""
+    parts = [
+        f"{name} busy {shares['busy_pct']}%, stolen {shares['stolen_pct']}%"
+        for name, part in (("health", "health"), ("check-in", "check_in"))
+        if (shares := run[part].get("machine"))
+    ]
+    return "machine CPU during the runs: " + "; ".join(parts) if parts else ""
+
+
 def _split_line(run: dict[str, Any]) -> str:
     """How the keep-alive connections fell between the workers, and what their clients saw."""
     parts = []
@@ -827,9 +901,12 @@ def _cpu_table(run: dict[str, Any]) -> str:
 
 
 def _print_http(h: dict[str, Any]) -> None:
+    before, after = h["speed_s"]
     print(
         f"(a) check-in under gunicorn -w 2 -k gthread --threads {h['threads']}, "
-        f"{h['clients']} concurrent clients (load average {h['load']})"
+        f"{h['clients']} concurrent clients (load average {h['load']}); machine speed: a "
+        f"10-million-step Python loop in {before} s before the runs and {after} s after "
+        "(0.17 s on the fastest machine seen here, 0.59 s on the slowest)"
     )
     pairs = h["pairs"]
     for number, pair in enumerate(pairs, 1):
@@ -837,6 +914,8 @@ def _print_http(h: dict[str, Any]) -> None:
             print(f"pair {number} of {len(pairs)}: ratio {pair['ratio']}")
         print(_http_table(pair))
         print(_split_line(pair))
+        if machine := _machine_line(pair):
+            print(machine)
     p99 = h["median_check_in_p99_ms"]
     print(
         f"throughput ratio check-in/health: {h['ratio']} (median of {len(pairs)}; target >= "
