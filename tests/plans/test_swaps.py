@@ -550,8 +550,8 @@ def _declined_cancelled_refused(
     people: tuple[int, int, int],
 ) -> tuple[list[int], int]:
     """Three of A's requests settled three ways, during quiet hours: declined by C, cancelled
-    by A, and refused when B accepts after B's shift was taken away and the plan published.
-    Returns their ids and the last outbox row before the refusal."""
+    by A, and refused when the plan is published with B's shift taken away (B's accepting
+    afterwards is a 409). Returns their ids and the last outbox row before the refusal."""
     a, b, c = people
     first = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
     assert _request_pushes(app, first["id"]) == [OutboxStatus.PENDING]
@@ -574,10 +574,11 @@ def _declined_cancelled_refused(
         headers=headers,
     )
     assert removed.status_code == 200, removed.get_json()
-    assert client.post(f"/api/v1/plans/{roster.plan}/publish", headers=headers).status_code == 200
     mark = max_outbox_id(app)
+    assert client.post(f"/api/v1/plans/{roster.plan}/publish", headers=headers).status_code == 200
     refused = client.post(f"/api/v1/swap-requests/{third['id']}/accept", headers=factory.headers(b))
     assert refused.status_code == 409, refused.get_json()
+    assert refused.get_json()["detail"] == "This swap request is refused."
     return [first["id"], second["id"], third["id"]], mark
 
 
@@ -783,3 +784,48 @@ def test_a_request_refused_by_someone_elses_step_tells_its_other_volunteer(
     assert told[d]["detail"] == "其中一个班次已通过另一换班请求易手，本请求自动失效。"
     # The swap made tells its requester; nobody else hears of the refused one.
     assert {m for m, p in told.items() if p["swap_request_id"] == str(other["id"])} == {d}
+
+
+def test_publishing_a_removal_refuses_the_open_requests_about_it_and_tells_both(
+    app: Flask, client: FlaskClient, factory: Factory, world: World
+) -> None:
+    """A coordinator takes a shift away: once published, the open requests offering it are
+    refused at once and both volunteers told, not left open until one of them tries to
+    accept. Requests about other shifts stay open; before the publish nothing changes."""
+    a, b, c = world.volunteers[:3]
+    roster = _published(client, factory, world, {"s1": a, "s2": b})
+    doomed = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
+    other = _propose(client, factory, b, roster.assignments["s2"], member=c).get_json()
+    headers = world.coordinator_headers(factory)
+    removed = client.post(
+        f"/api/v1/plans/{roster.plan}/assignments/{roster.assignments['s1']}/remove",
+        json={"reason": "病假"},
+        headers=headers,
+    )
+    assert removed.status_code == 200, removed.get_json()
+
+    def status(swap_id: int) -> str:
+        answer = client.get(f"/api/v1/swap-requests/{swap_id}", headers=factory.headers(c))
+        return str(answer.get_json()["status"])
+
+    assert status(doomed["id"]) == "pending"  # the removal is not out yet
+    mark = max_outbox_id(app)
+    published = client.post(f"/api/v1/plans/{roster.plan}/publish", headers=headers)
+    assert published.status_code == 200, published.get_json()
+    assert (status(doomed["id"]), status(other["id"])) == ("refused", "pending")
+    told = _decided(app, mark)
+    assert set(told) == {a, c}
+    for params in told.values():
+        assert params["swap_request_id"] == str(doomed["id"])
+        assert (params["outcome"], params["detail"]) == (
+            "未通过",
+            "其中一个班次已被协调员取消，本请求自动失效。",
+        )
+    assert _request_pushes(app, doomed["id"]) != [OutboxStatus.PENDING]
+    with app.app_context():
+        refusal = db.session.scalars(
+            select(AuditLog).where(
+                AuditLog.action == "swap.refuse", AuditLog.object_id == doomed["id"]
+            )
+        ).one()
+        assert refusal.actor_id == world.coordinator

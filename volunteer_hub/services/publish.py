@@ -495,6 +495,13 @@ def publish_plan(
         _raise_conflicts(conflicts)
     try:
         _apply(session, plan, removed, moved, now)
+        if removed:
+            # Imported here: swaps builds on this module.
+            from volunteer_hub.services.swaps import refuse_open_about_removed
+
+            # Open swap requests about a shift taken away can no longer be made.
+            ids = [r.id for r in removed]
+            refuse_open_about_removed(session, ids, actor.member_id, now, quiet)
         unannounced = _withdraw_held(session, moved, now)
         version = plan.version + 1
         pushes = _pushes(new, moved, removed, reminder_offsets_h, now, version, quiet, unannounced)

@@ -658,6 +658,27 @@ def refuse_open_about_declined(
     )
 
 
+def refuse_open_about_removed(
+    session: Session,
+    assignment_ids: list[int],
+    actor_id: int,
+    now: datetime,
+    quiet: QuietHours | None,
+) -> None:
+    """A publish took these assignments off their volunteers (`publish.publish_plan`): open
+    requests offering them or asking for them can no longer be made, and are refused at once
+    with both parties told, rather than when one of them tries to accept (no commit)."""
+    _refuse_open(
+        session,
+        assignment_ids,
+        actor_id,
+        "One of its shifts was cancelled by the coordinator.",
+        {"removed_by_publish": True},
+        now,
+        Refused(informed=set(), detail="其中一个班次已被协调员取消，本请求自动失效。", quiet=quiet),
+    )
+
+
 @dataclass(frozen=True)
 class Refused:
     """Whom to tell that an open request was refused by someone else's step: every party
