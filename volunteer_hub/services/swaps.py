@@ -614,6 +614,16 @@ def _make(
     _push_decision(session, swap, details, reminders, rules.quiet)
 
 
+@dataclass(frozen=True)
+class Refused:
+    """Whom to tell that an open request was refused by someone else's step: every party
+    but the `informed` (those who took the step know), with `detail`, held for quiet hours."""
+
+    informed: set[int]
+    detail: str
+    quiet: QuietHours | None
+
+
 def _close_others(
     session: Session,
     swap: SwapRequest,
@@ -677,16 +687,6 @@ def refuse_open_about_removed(
         now,
         Refused(informed=set(), detail="其中一个班次已被协调员取消，本请求自动失效。", quiet=quiet),
     )
-
-
-@dataclass(frozen=True)
-class Refused:
-    """Whom to tell that an open request was refused by someone else's step: every party
-    but the `informed` (those who took the step know), with `detail`, held for quiet hours."""
-
-    informed: set[int]
-    detail: str
-    quiet: QuietHours | None
 
 
 def _refuse_open(
