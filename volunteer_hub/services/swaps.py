@@ -615,13 +615,16 @@ def _make(
 
 
 @dataclass(frozen=True)
-class Refused:
-    """Whom to tell that an open request was refused by someone else's step: every party
-    but the `informed` (those who took the step know), with `detail`, held for quiet hours."""
+class _Refusal:
+    """Someone's step that makes the open requests about some shifts impossible: who took it
+    (`actor`, and the `informed`, who know of it and are not told), the refusal stored and
+    audited (`reason`, `because`), and the line the request's other parties are pushed."""
 
-    informed: set[int]
+    actor: int
+    reason: str
+    because: dict[str, Any]
+    informed: frozenset[int]
     detail: str
-    quiet: QuietHours | None
 
 
 def _close_others(
@@ -632,19 +635,14 @@ def _close_others(
     quiet: QuietHours | None,
 ) -> None:
     """Other open requests about the swapped shifts can no longer be made."""
-    _refuse_open(
-        session,
-        assignment_ids,
-        swap.target_id,
-        f"One of its shifts changed hands in swap request {swap.id}.",
-        {"because_of": swap.id},
-        now,
-        Refused(
-            informed={swap.requester_id, swap.target_id},
-            detail="其中一个班次已通过另一换班请求易手，本请求自动失效。",
-            quiet=quiet,
-        ),
+    step = _Refusal(
+        actor=swap.target_id,
+        reason=f"One of its shifts changed hands in swap request {swap.id}.",
+        because={"because_of": swap.id},
+        informed=frozenset({swap.requester_id, swap.target_id}),
+        detail="其中一个班次已通过另一换班请求易手，本请求自动失效。",
     )
+    _refuse_open(session, assignment_ids, step, now, quiet)
 
 
 def refuse_open_about_declined(
@@ -653,19 +651,14 @@ def refuse_open_about_declined(
     """The volunteer gave the shift back (`my_shifts.decline`): open requests offering it or
     asking for it can no longer be made, and are refused as when a shift changes hands in
     another swap (no commit)."""
-    _refuse_open(
-        session,
-        [assignment.id],
-        assignment.member_id,
-        "One of its shifts was given back by its volunteer.",
-        {"declined_assignment": assignment.id},
-        now,
-        Refused(
-            informed={assignment.member_id},
-            detail="其中一个班次已被其志愿者退回，本请求自动失效。",
-            quiet=quiet,
-        ),
+    step = _Refusal(
+        actor=assignment.member_id,
+        reason="One of its shifts was given back by its volunteer.",
+        because={"declined_assignment": assignment.id},
+        informed=frozenset({assignment.member_id}),
+        detail="其中一个班次已被其志愿者退回，本请求自动失效。",
     )
+    _refuse_open(session, [assignment.id], step, now, quiet)
 
 
 def refuse_open_about_removed(
@@ -678,25 +671,22 @@ def refuse_open_about_removed(
     """A publish took these assignments off their volunteers (`publish.publish_plan`): open
     requests offering them or asking for them can no longer be made, and are refused at once
     with both parties told, rather than when one of them tries to accept (no commit)."""
-    _refuse_open(
-        session,
-        assignment_ids,
-        actor_id,
-        "One of its shifts was cancelled by the coordinator.",
-        {"removed_by_publish": True},
-        now,
-        Refused(informed=set(), detail="其中一个班次已被协调员取消，本请求自动失效。", quiet=quiet),
+    step = _Refusal(
+        actor=actor_id,
+        reason="One of its shifts was cancelled by the coordinator.",
+        because={"removed_by_publish": True},
+        informed=frozenset(),
+        detail="其中一个班次已被协调员取消，本请求自动失效。",
     )
+    _refuse_open(session, assignment_ids, step, now, quiet)
 
 
 def _refuse_open(
     session: Session,
     assignment_ids: list[int],
-    actor_id: int,
-    refusal: str,
-    because: dict[str, Any],
+    step: _Refusal,
     now: datetime,
-    told: Refused,
+    quiet: QuietHours | None,
 ) -> None:
     """Refuse the pending requests about `assignment_ids` (either side), audited, their held
     `swap_request` pushes cancelled, and their other parties told (`swap_decided`)."""
@@ -712,23 +702,23 @@ def _refuse_open(
         )
     ).unique():
         other.status = SwapStatus.REFUSED
-        other.refusal = refusal
+        other.refusal = step.reason
         other.decided_at = now
         _withdraw_request_push(session, other)
         audit.record(
             session,
-            actor_id,
+            step.actor,
             "swap.refuse",
             "swap_request",
             other.id,
             before={"status": "pending"},
-            after={"status": "refused", **because},
+            after={"status": "refused", **step.because},
             reason=other.refusal,
         )
         parties = (other.requester_id, other.target_id)
-        recipients = {m: told.detail for m in parties if m not in told.informed}
+        recipients = {m: step.detail for m in parties if m not in step.informed}
         if recipients:
-            _push_decision(session, other, recipients, [], told.quiet)
+            _push_decision(session, other, recipients, [], quiet)
 
 
 def decline(
