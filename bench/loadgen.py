@@ -47,8 +47,8 @@ def encode(port: int, request: Request) -> bytes:
 
 @dataclass
 class Result:
-    """Latencies (ms) in the order answered, failures, wall seconds, and each connection's
-    latencies under its local port (to tell which server process held it)."""
+    """Latencies (ms), failures, wall seconds, and each connection's latencies under its
+    local port (to tell which server process held it)."""
 
     latencies: list[float]
     failures: int
@@ -93,7 +93,6 @@ class _Loop:
         self.port = port
         self.selector = selectors.DefaultSelector()
         self.connections = [self._open(position) for position in range(clients)]
-        self.latencies: list[float] = []
         self.failures = 0
         self.by_port: dict[int, list[float]] = {}
 
@@ -122,9 +121,9 @@ class _Loop:
         connection.due = time.perf_counter() if due is None else due
         connection.sock.sendall(wire)
 
-    def answered(self, timeout: float | None) -> list[tuple[_Connection, bool]]:
-        """Wait up to `timeout` seconds; the connections whose answer is complete, with
-        whether it was a success (a connection lost counts as a failure and is reopened)."""
+    def answered(self, timeout: float | None) -> list[_Connection]:
+        """Wait up to `timeout` seconds; the connections whose answer is complete (a
+        connection lost counts as a failed answer and is reopened: its replacement is here)."""
         done = []
         for key, _events in self.selector.select(timeout):
             connection: _Connection = key.data
@@ -133,25 +132,25 @@ class _Loop:
             except OSError:
                 chunk = b""
             if not chunk:
-                done.append((self._record(connection, ok=False, lost=True), False))
+                done.append(self._record(connection, ok=False, lost=True))
                 continue
             connection.buffer += chunk
             answer = _answer(connection.buffer)
             if answer is not None:
                 ok, size = answer
                 connection.buffer = connection.buffer[size:]
-                done.append((self._record(connection, ok=ok, lost=False), ok))
+                done.append(self._record(connection, ok=ok, lost=False))
         return done
 
     def _record(self, connection: _Connection, *, ok: bool, lost: bool) -> _Connection:
         elapsed = (time.perf_counter() - connection.due) * 1000
         connection.latencies.append(elapsed)
-        self.latencies.append(elapsed)
         self.failures += not ok
         return self._reopen(connection) if lost else connection
 
     def result(self, wall_s: float) -> Result:
-        return Result(self.latencies, self.failures, wall_s, self.by_port)
+        latencies = [ms for each in self.by_port.values() for ms in each]
+        return Result(latencies, self.failures, wall_s, self.by_port)
 
 
 def closed_loop(port: int, clients: int, requests: Sequence[Request], deadline_s: float) -> Result:
@@ -167,7 +166,7 @@ def closed_loop(port: int, clients: int, requests: Sequence[Request], deadline_s
                 loop.send(connection, wires.pop())
                 busy += 1
         while busy:
-            for connection, _ok in loop.answered(max(0.0, stop_at - time.perf_counter())):
+            for connection in loop.answered(max(0.0, stop_at - time.perf_counter())):
                 if wires and time.perf_counter() < stop_at:
                     loop.send(connection, wires.pop())
                 else:
@@ -206,7 +205,7 @@ def open_loop(port: int, clients: int, requests: Sequence[Request], rate: float)
                 progress = time.perf_counter()
             elif time.perf_counter() - progress > STALL_S:
                 raise RuntimeError(f"no answer in {STALL_S:g} s, {outstanding} outstanding")
-            for connection, _ok in answered:
+            for connection in answered:
                 outstanding -= 1
                 position = connection.position
                 if following[position] < len(wires):
