@@ -1,7 +1,8 @@
 """Check-in under load and hours reports over a year of ledger entries, on PostgreSQL.
 
-(a) `POST /assignments/{id}/check-in` through gunicorn (2 gthread workers of 2 threads, the
-    production command of README.md; `--threads` to compare) with 100 concurrent
+(a) `POST /assignments/{id}/check-in` through gunicorn (2 gevent workers, the production
+    command and gunicorn.conf.py of README.md; `--worker-class gthread --threads N` to
+    compare) with 100 concurrent
     clients, each check-in a fresh assignment and key; the same load on `GET /health` (a bare
     JSON endpoint of the same app). Targets: throughput ratio >= 0.5, check-in p99 < 100 ms.
     Closed loop: each client sends its next request as soon as the last one is answered, so
@@ -30,7 +31,7 @@ afterwards.
 
     .venv/bin/python -m bench.attendance [--members 40000] [--entries 1000000]
         [--clients 100] [--requests 5000] [--repeat 3] [--rate 300] [--rate-requests 1500]
-        [--threads 2] [--serial 3000]
+        [--worker-class gevent] [--threads 2] [--serial 3000]
         [--samples 30] [--skip-http] [--skip-reports]
         [--url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--keep]
 """
@@ -59,7 +60,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from flask import Flask
 from flask_jwt_extended import create_access_token
-from sqlalchemy import make_url, select, update
+from sqlalchemy import make_url, select, text, update
 
 from bench import loadgen
 from bench.common import format_table, log, write_results
@@ -567,8 +568,11 @@ def _by_worker(by_port: dict[int, list[float]], owners: dict[int, int]) -> list[
     return rows
 
 
-def _gunicorn(url: str, secret: str, threads: int) -> tuple[subprocess.Popen[bytes], int]:
-    """The production command (README) on a free port, reaching PostgreSQL at `url`; warmed."""
+def _gunicorn(
+    url: str, secret: str, worker_class: str, threads: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The production command (README, gunicorn.conf.py) on a free port, reaching PostgreSQL
+    at `url`, with another worker class if asked; warmed."""
     port = _free_port()
     env = {
         **os.environ,
@@ -576,22 +580,18 @@ def _gunicorn(url: str, secret: str, threads: int) -> tuple[subprocess.Popen[byt
         "JWT_SECRET_KEY": secret,
         "LOG_LEVEL": "WARNING",
     }
+    other = ["-k", worker_class, "--threads", str(threads)] if worker_class != "gevent" else []
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
+            "-c",
+            str(ROOT / "gunicorn.conf.py"),
             "-w",
             "2",
-            # Threads overlap one request's database waits (the commit's WAL flush above all)
-            # with another's Python; still two processes, as the target says.
-            "-k",
-            "gthread",
-            "--threads",
-            str(threads),
-            # Each worker its own listening socket, the kernel spreading connections between
-            # them: on one shared socket the keep-alive connections split as unevenly as 83/17.
-            "--reuse-port",
+            *other,
             "-b",
             f"127.0.0.1:{port}",
+            "--no-control-socket",  # another gunicorn on this host may hold the default one
             "--log-level",
             "warning",
             "wsgi:app",
@@ -627,16 +627,21 @@ def _warm_check_ins(app: Flask, port: int, clients: int) -> None:
         raise SystemExit(f"warming up: {result.failures} of {len(warm)} check-ins failed")
 
 
-def _stored(app: Flask, sent: list[tuple[int, int, str]]) -> int:
+def _stored(app: Flask, sent: list[tuple[int, int, str]]) -> tuple[int, int]:
     """How many of the bench's own check-ins were stored (the demo seed has weeks of
-    attendance before them)."""
-    from volunteer_hub.models.attendance import Attendance
-
+    attendance before them), and in how many transactions (rows written by one statement
+    share its transaction id, `xmin`): the fast path's batching, seen from the database."""
     ids = [assignment_id for assignment_id, _, _ in sent]
     with app.app_context():
-        stored = db.session.query(Attendance).filter(Attendance.assignment_id.in_(ids)).count()
+        stored, transactions = db.session.execute(
+            text(
+                "SELECT count(*), count(DISTINCT xmin::text) FROM attendance "
+                "WHERE assignment_id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        ).one()
         db.session.remove()
-    return int(stored)
+    return int(stored), int(transactions)
 
 
 def run_http(
@@ -647,6 +652,7 @@ def run_http(
     secret: str,
     rate: float,
     at_rate: int,
+    worker_class: str,
     threads: int,
     repeat: int,
 ) -> dict[str, Any]:
@@ -657,7 +663,7 @@ def run_http(
     retires them after (`retire`), and starts from a database at rest (`settle`)."""
     speed_before = machine_speed()
     log(f"attendance: machine speed: a 10-million-step Python loop in {speed_before} s")
-    server, port = _gunicorn(url, secret, threads)
+    server, port = _gunicorn(url, secret, worker_class, threads)
     pairs: list[dict[str, Any]] = []
     paced_result: dict[str, Any] = {}
     sent = stored = 0
@@ -668,7 +674,9 @@ def run_http(
             settle(app)
             label = f"pair {r + 1}/{repeat}: " if repeat > 1 else ""
             pairs.append(_pair(port, server, clients, count, mine, label))
-            sent, stored = sent + len(mine), stored + _stored(app, mine)
+            kept, transactions = _stored(app, mine)
+            pairs[-1]["check_in"]["per_transaction"] = round(kept / max(transactions, 1), 1)
+            sent, stored = sent + len(mine), stored + kept
             retire(app, mine)
         if at_rate:
             paced = make_assignments(app, at_rate)
@@ -688,7 +696,7 @@ def run_http(
                     "rps": round(len(pc.latencies) / pc.wall_s, 1),
                 },
             }
-            sent, stored = sent + len(paced), stored + _stored(app, paced)
+            sent, stored = sent + len(paced), stored + _stored(app, paced)[0]
             retire(app, paced)
     finally:
         server.terminate()
@@ -703,6 +711,7 @@ def run_http(
         "load": load,
         "speed_s": [speed_before, speed_after],
         "clients": clients,
+        "worker_class": worker_class,
         "threads": threads,
         "health": median["health"],
         "check_in": median["check_in"],
@@ -833,6 +842,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 secret,
                 args.rate,
                 args.rate_requests,
+                args.worker_class,
                 args.threads,
                 args.repeat,
             )
@@ -902,8 +912,13 @@ def _cpu_table(run: dict[str, Any]) -> str:
 
 def _print_http(h: dict[str, Any]) -> None:
     before, after = h["speed_s"]
+    worker = (
+        "gevent"
+        if h["worker_class"] == "gevent"
+        else f"{h['worker_class']} --threads {h['threads']}"
+    )
     print(
-        f"(a) check-in under gunicorn -w 2 -k gthread --threads {h['threads']}, "
+        f"(a) check-in under gunicorn -w 2 -k {worker}, "
         f"{h['clients']} concurrent clients (load average {h['load']}); machine speed: a "
         f"10-million-step Python loop in {before} s before the runs and {after} s after "
         "(0.17 s on the fastest machine seen here, 0.59 s on the slowest)"
@@ -913,6 +928,10 @@ def _print_http(h: dict[str, Any]) -> None:
         if len(pairs) > 1:
             print(f"pair {number} of {len(pairs)}: ratio {pair['ratio']}")
         print(_http_table(pair))
+        print(
+            "check-ins stored per transaction (the fast path's batches, read from xmin): "
+            f"{pair['check_in'].get('per_transaction')}"
+        )
         print(_split_line(pair))
         if machine := _machine_line(pair):
             print(machine)
@@ -953,10 +972,15 @@ def main() -> None:
         help="closed-loop pairs (/health, then check-in); the median pair is the headline",
     )
     parser.add_argument(
+        "--worker-class",
+        default="gevent",
+        help="gunicorn's worker class (gunicorn.conf.py's is gevent); e.g. gthread to compare",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=2,
-        help="gunicorn threads per worker (README's production command has 2)",
+        help="threads per worker when --worker-class is gthread",
     )
     parser.add_argument(
         "--rate",

@@ -2,7 +2,8 @@
 level, everything else passed on to the app unchanged.
 
 A check-in is the one request that arrives by the hundred at once (a whole town's night patrol
-taps in within minutes), and its work is a single statement (`services.check_in_fast`). Under
+taps in within minutes), and its work is a share of one statement (`services.check_in_fast`,
+which sends the taps waiting together). Under
 Flask the request context, URL matching, the before-request hooks, the view decorators and the
 response object cost about as much Python as the statement itself, so this lane answers the
 plain case before any of it: `POST /api/v1/assignments/<id>/check-in` with no query string, a

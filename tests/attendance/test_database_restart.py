@@ -138,18 +138,18 @@ def test_a_connection_killed_inside_the_fast_check_in_gives_503_then_it_works(
     volunteer = factory.create_member()
     assignment = world.assignment(volunteer, post_id=world.post())
     headers = factory.headers(volunteer)
-    original = check_in_fast._check_in
+    original = check_in_fast._run
     calls: list[int] = []
 
-    def killed_first(cursor: Any, **kwargs: Any) -> Any:
+    def killed_first(cursor: Any, taps: Any) -> Any:
         pid = cursor.connection.info.backend_pid
         calls.append(pid)
         if len(calls) == 1:
             with psycopg.connect(_admin_dsn(app), autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        return original(cursor, **kwargs)
+        return original(cursor, taps)
 
-    monkeypatch.setattr(check_in_fast, "_check_in", killed_first)
+    monkeypatch.setattr(check_in_fast, "_run", killed_first)
     first = tap(client, headers, assignment, key="in-flight")
     again = tap(client, headers, assignment, key="in-flight")
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
