@@ -273,7 +273,24 @@ def time_reports(app: Flask, samples: int, year_end: date) -> dict[str, Any]:
             }
         )
         log(f"attendance: {name}: p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms")
-    return {"reports": results}
+    exports = []
+    for name, path, query in (
+        ("CSV, every member (SG, a year)", "/api/v1/reports/hours.csv", {"group_by": "member"}),
+        ("XLSX, every member (SG, a year)", "/api/v1/reports/hours.xlsx", {"group_by": "member"}),
+    ):
+        timings = []
+        for _ in range(3):
+            began = time.perf_counter()
+            response = client.get(path, query_string={**query, **span}, headers=sg_headers)
+            timings.append(time.perf_counter() - began)
+            if response.status_code != 200:
+                raise SystemExit(f"{name}: {response.status_code} {response.get_json()}")
+        size = len(response.data)
+        exports.append(
+            {"what": name, "seconds": round(statistics.median(timings), 2), "bytes": size}
+        )
+        log(f"attendance: export {name}: {exports[-1]['seconds']} s, {size} bytes")
+    return {"reports": results, "exports": exports}
 
 
 # ---------------------------------------------------------------------- (a) check-in under load
@@ -1039,6 +1056,14 @@ def main() -> None:
                     ]
                     for r in result["reports"]
                 ],
+            )
+        )
+    if result.get("exports"):
+        print("(b) exports of the member report, every row (median of 3)")
+        print(
+            format_table(
+                ["export", "seconds", "bytes"],
+                [[e["what"], e["seconds"], e["bytes"]] for e in result["exports"]],
             )
         )
     path = write_results("attendance", result)

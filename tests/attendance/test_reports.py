@@ -189,6 +189,29 @@ def test_member_grouping_is_paged_most_minutes_first(
     assert month_member["rows"][0]["key"] == "2026-01/" + str(ledger.alice)
 
 
+def test_member_names_are_found_however_many_ids_a_query_may_take(
+    client: FlaskClient, factory: Factory, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every member of an export is named: one array on PostgreSQL, chunks of ids elsewhere
+    (here two per query, so SQLite's three members take two queries)."""
+    monkeypatch.setattr(reports, "ID_CHUNK", 2)
+    exported = report(client, factory, ledger.sg, "/reports/hours.csv", group_by="member")
+    rows = list(csv.reader(io.StringIO(exported.data.decode("utf-8-sig"))))
+    assert sorted(r[2] for r in rows[1:-1]) == sorted(["张三", "李四", "王五"])
+    paged = report(client, factory, ledger.sg, group_by="member").get_json()
+    assert sorted(r["name"] for r in paged["rows"]) == sorted(["张三", "李四", "王五"])
+
+
+def test_naming_more_members_than_sqlite_takes_parameters_works(app: Flask, ledger: Ledger) -> None:
+    """Naming the members of an export takes any number of them: as one IN list, more ids
+    than SQLite takes parameters (32,766 by default, 250,000 in this build) were refused (too
+    many SQL variables, a 500)."""
+    wanted = set(range(1_000_000, 1_260_000)) | {ledger.alice}
+    with app.app_context():
+        named = dict(reports._member_names(db.session(), wanted))
+    assert named == {ledger.alice: "张三"}
+
+
 def test_coordinators_see_their_branch_only(
     client: FlaskClient, factory: Factory, ledger: Ledger
 ) -> None:

@@ -19,17 +19,22 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
+    Integer,
     Select,
     Subquery,
     and_,
+    any_,
+    bindparam,
     case,
     func,
     literal_column,
@@ -669,8 +674,7 @@ def _labels(session: Session, dim: str, ids: set[Any]) -> dict[Any, tuple[str, s
         towns = session.execute(select(Town.id, Town.name).where(Town.id.in_(ids)))
         return {i: (str(i), name) for i, name in towns}
     if dim == "member":
-        members = session.execute(select(Member.id, Member.name).where(Member.id.in_(ids)))
-        return {i: (str(i), name) for i, name in members}
+        return {i: (str(i), name) for i, name in _member_names(session, ids)}
     squads = session.execute(
         select(Squad.id, Branch.name, Town.name)
         .join(Branch, Branch.id == Squad.branch_id)
@@ -680,6 +684,28 @@ def _labels(session: Session, dim: str, ids: set[Any]) -> dict[Any, tuple[str, s
     return {i: (str(i), f"{town}{branch}分队") for i, branch, town in squads}
 
 
+# Ids per query when a database takes them one parameter each (SQLite allows 32,766 by
+# default).
+ID_CHUNK = 1000
+
+
+def _member_names(session: Session, ids: set[Any]) -> Iterator[tuple[int, str]]:
+    """(id, name) of each member in `ids`: every member of the federation in a whole export.
+
+    On PostgreSQL the ids go as one array (`= ANY`): as an IN list of 40,000 parameters the
+    driver spent 0.9 s of CPU rewriting the statement's placeholders. Elsewhere, in chunks:
+    SQLite refuses a statement of more parameters than it was built to take (32,766 by
+    default)."""
+    if session.get_bind().dialect.name == "postgresql":
+        wanted = bindparam("ids", sorted(ids), type_=ARRAY(Integer))
+        yield from session.execute(select(Member.id, Member.name).where(Member.id == any_(wanted)))
+        return
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), ID_CHUNK):
+        chunk = ordered[start : start + ID_CHUNK]
+        yield from session.execute(select(Member.id, Member.name).where(Member.id.in_(chunk)))
+
+
 NO_VALUE = ("none", "（未归属）")
 
 
@@ -687,7 +713,7 @@ def _rows(session: Session, group_by: Sequence[str], raw: Sequence[Any]) -> list
     """API rows from raw rows (mappings with the dimensions, minutes, turns, members)."""
     labels = {d: _labels(session, d, {r[d] for r in raw}) for d in group_by}
     rows = []
-    for r in raw:
+    for r in _in_turns(raw):
         parts = [labels[d].get(r[d], NO_VALUE) for d in group_by]
         row: dict[str, Any] = {
             "key": "/".join(p[0] for p in parts),
@@ -915,48 +941,83 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
+# How long an export computes before letting the worker's other requests run (`_in_turns`).
+TURN_S = 0.02
+
+
+def _in_turns(rows: Iterable[Any], turn_s: float = TURN_S) -> Iterator[Any]:
+    """`rows`, pausing for a moment every `turn_s` seconds of writing them.
+
+    An export of the whole federation's members writes 40,000 rows: about 0.2 s as CSV and
+    several seconds as XLSX, all Python, no waiting. Under gunicorn's gevent workers a request
+    hands over to the worker's other requests only when it waits, so without a pause every
+    check-in held by that worker would wait for the whole export. The pause is a sleep, which
+    gevent makes a switch to the event loop (its other requests run, then the export goes
+    on); under threads it is a short sleep that lets the other threads run."""
+    began = time.perf_counter()
+    for row in rows:
+        yield row
+        if time.perf_counter() - began >= turn_s:
+            time.sleep(0.0005)
+            began = time.perf_counter()
+
+
 def to_csv(report: dict[str, Any]) -> bytes:
     """UTF-8 with a byte-order mark, so Excel and WPS read the Chinese headers correctly."""
     header, body, total = _table(report)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
-    for row in (*body, total):
+    for row in _in_turns((*body, total)):
         writer.writerow([_csv_cell(c) for c in row])
     return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
 
 
 def to_xlsx(reports: Sequence[dict[str, Any]], *, title: str) -> bytes:
-    """One sheet per report: Chinese headers in bold, frozen, hours as 0.0, a totals row."""
+    """One sheet per report: Chinese headers in bold, frozen, hours as 0.0, a totals row.
+
+    Written row by row (openpyxl's write-only mode): the whole-federation member report is
+    40,000 rows, which took 444 s the other way (finding the last row after each append
+    walked every row before it) and takes about a second this way."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-    book = Workbook()
-    book.remove(book.active)
     bold = Font(bold=True)
+
+    def cells(
+        sheet: WriteOnlyWorksheet, row: Sequence[Any], formats: dict[int, str], strong: bool
+    ) -> list[WriteOnlyCell]:
+        made = []
+        for col, value in enumerate(row, 1):
+            # Hours as the number nearest the exact value; the 0.0 format rounds it for display.
+            cell = WriteOnlyCell(sheet, float(value) if isinstance(value, Decimal) else value)
+            if isinstance(value, str):
+                cell.data_type = "s"  # text, never a formula (openpyxl reads "=…" as one)
+            if col in formats:
+                cell.number_format = formats[col]
+            if strong:
+                cell.font = bold
+            made.append(cell)
+        return made
+
+    book = Workbook(write_only=True)
     for report in reports:
         header, body, total = _table(report)
         sheet = book.create_sheet("、".join(SHEET_NAMES[d] for d in report["group_by"])[:31])
-        sheet.append(header)
-        for row in (*body, total):
-            # Hours as the number nearest the exact value; the 0.0 format rounds it for display.
-            sheet.append([float(c) if isinstance(c, Decimal) else c for c in row])
-            for cell in sheet[sheet.max_row]:
-                if isinstance(cell.value, str):
-                    cell.data_type = "s"  # text, never a formula (openpyxl reads "=…" as one)
-        for cell in sheet[1]:
-            cell.font = bold
-        for cell in sheet[sheet.max_row]:
-            cell.font = bold
-        hours_col = len(report["group_by"]) + 3
-        for col in range(hours_col, hours_col + 4):
-            fmt = "0.0" if col == hours_col else "0"
-            for (cell,) in sheet.iter_rows(min_row=2, min_col=col, max_col=col):
-                cell.number_format = fmt
         for col in range(1, len(header) + 1):
             sheet.column_dimensions[get_column_letter(col)].width = 14 if col <= 2 else 18
         sheet.freeze_panes = "A2"
+        hours_col = len(report["group_by"]) + 3
+        formats = {
+            col: "0.0" if col == hours_col else "0" for col in range(hours_col, hours_col + 4)
+        }
+        sheet.append(cells(sheet, header, {}, strong=True))
+        for row in _in_turns(body):
+            sheet.append(cells(sheet, row, formats, strong=False))
+        sheet.append(cells(sheet, total, formats, strong=True))
     book.properties.title = title
     buffer = io.BytesIO()
     book.save(buffer)
