@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from volunteer_hub.services import reports
+from volunteer_hub.services import reports, turns
 
 
 def _member_report(count: int) -> dict[str, Any]:
@@ -72,8 +72,8 @@ def test_a_long_export_pauses_to_let_other_requests_run(monkeypatch: pytest.Monk
         def sleep(_seconds: float) -> None:
             pauses.append(len(written))
 
-    monkeypatch.setattr(reports, "time", Clock)
-    for row in reports._in_turns(range(100), turn_s=0.02):
+    monkeypatch.setattr(turns, "time", Clock)
+    for row in turns.in_turns(range(100), turn_s=0.02):
         written.append(row)
     assert written == list(range(100))
     assert len(pauses) == 5

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -48,6 +47,7 @@ from sqlalchemy.orm import Session
 from volunteer_hub.models import Branch, Member, Squad, Town
 from volunteer_hub.models.attendance import HoursEntry, HoursRollup, hours_span, hours_span_member
 from volunteer_hub.services import hours_rollup
+from volunteer_hub.services.turns import in_turns
 
 DIMENSIONS = ("branch", "town", "squad", "member", "month")
 COLUMNS: dict[str, Any] = {
@@ -713,7 +713,7 @@ def _rows(session: Session, group_by: Sequence[str], raw: Sequence[Any]) -> list
     """API rows from raw rows (mappings with the dimensions, minutes, turns, members)."""
     labels = {d: _labels(session, d, {r[d] for r in raw}) for d in group_by}
     rows = []
-    for r in _in_turns(raw):
+    for r in in_turns(raw):
         parts = [labels[d].get(r[d], NO_VALUE) for d in group_by]
         row: dict[str, Any] = {
             "key": "/".join(p[0] for p in parts),
@@ -941,34 +941,13 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-# How long an export computes before letting the worker's other requests run (`_in_turns`).
-TURN_S = 0.02
-
-
-def _in_turns(rows: Iterable[Any], turn_s: float = TURN_S) -> Iterator[Any]:
-    """`rows`, pausing for a moment every `turn_s` seconds of writing them.
-
-    An export of the whole federation's members writes 40,000 rows: about 0.2 s as CSV and
-    several seconds as XLSX, all Python, no waiting. Under gunicorn's gevent workers a request
-    hands over to the worker's other requests only when it waits, so without a pause every
-    check-in held by that worker would wait for the whole export. The pause is a sleep, which
-    gevent makes a switch to the event loop (its other requests run, then the export goes
-    on); under threads it is a short sleep that lets the other threads run."""
-    began = time.perf_counter()
-    for row in rows:
-        yield row
-        if time.perf_counter() - began >= turn_s:
-            time.sleep(0.0005)
-            began = time.perf_counter()
-
-
 def to_csv(report: dict[str, Any]) -> bytes:
     """UTF-8 with a byte-order mark, so Excel and WPS read the Chinese headers correctly."""
     header, body, total = _table(report)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
-    for row in _in_turns((*body, total)):
+    for row in in_turns((*body, total)):
         writer.writerow([_csv_cell(c) for c in row])
     return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
 
@@ -1015,7 +994,7 @@ def to_xlsx(reports: Sequence[dict[str, Any]], *, title: str) -> bytes:
             col: "0.0" if col == hours_col else "0" for col in range(hours_col, hours_col + 4)
         }
         sheet.append(cells(sheet, header, {}, strong=True))
-        for row in _in_turns(body):
+        for row in in_turns(body):
             sheet.append(cells(sheet, row, formats, strong=False))
         sheet.append(cells(sheet, total, formats, strong=True))
     book.properties.title = title
