@@ -26,6 +26,7 @@ from volunteer_hub.models.notifications import InboxItem, OutboxMessage, OutboxS
 from volunteer_hub.models.types import utcnow
 from volunteer_hub.services import audit
 from volunteer_hub.services.pagination import paginate
+from volunteer_hub.services.turns import in_turns
 
 
 def enqueue(
@@ -446,7 +447,7 @@ def _prepare(rows: Sequence[BulkPush]) -> list[_Prepared]:
     as_json: dict[int, str] = {}  # params mapping -> its JSON, checked
     by_text: dict[tuple[str, tuple[str, ...]], tuple[str, str]] = {}
     prepared = []
-    for row in rows:
+    for row in in_turns(rows):  # 30,000 pushes of a large publish: 0.3 s of Python
         ident = (id(row.params), row.kind)
         item = by_kind.get(ident)
         if item is None:
@@ -574,8 +575,8 @@ def _copy_bulk(
         statement = f"COPY outbox_message ({_OUTBOX_COPY_COLUMNS}) FROM STDIN"
         with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
             batch: list[str] = []
-            for row, item, message_id, outbox_id in zip(
-                rows, prepared, message_ids, ids, strict=True
+            for row, item, message_id, outbox_id in in_turns(
+                zip(rows, prepared, message_ids, ids, strict=True)
             ):
                 parts = escaped.get(id(item))
                 if parts is None:
