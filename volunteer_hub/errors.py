@@ -8,7 +8,13 @@ from typing import Any
 
 import psycopg
 from flask import Flask, Response, json
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -163,9 +169,10 @@ def database_unavailable(exc: BaseException) -> bool:
     than that a statement was wrong: such a request may simply be sent again.
 
     SQLAlchemy flags the errors it recognises as disconnects (`connection_invalidated`; it then
-    drops the pool's older connections). Besides those: a driver error with a connection-class
-    SQLSTATE, or a psycopg client-side OperationalError/InterfaceError (no SQLSTATE: connection
-    refused, connection closed). SQLite's OperationalError (a missing table, a locked file)
+    drops the pool's older connections). Besides those: the pool's timeout (every connection
+    busy for `pool_timeout`); a driver error with a connection-class SQLSTATE, or a psycopg
+    client-side OperationalError/InterfaceError (no SQLSTATE: connection refused, connection
+    closed). SQLite's OperationalError (a missing table, a locked file)
     carries no such meaning and stays a 500. The exceptions `exc` was raised from count too: a
     rollback after a disconnect raises PendingRollbackError, whose context is the disconnect.
     """
@@ -180,7 +187,10 @@ def database_unavailable(exc: BaseException) -> bool:
 
 
 def _disconnect(exc: BaseException) -> bool:
-    if isinstance(exc, DisconnectionError):
+    # A pool whose every connection stayed busy for `pool_timeout`: under gevent workers a
+    # worker serves many requests at once, and in a crowd (or with the database slow) one may
+    # wait that long. It may simply be sent again, like a request that met a restart.
+    if isinstance(exc, DisconnectionError | PoolTimeout):
         return True
     if not isinstance(exc, DBAPIError):
         return _driver_disconnect(exc)

@@ -197,3 +197,36 @@ class _Driver(Exception):
 )
 def test_which_database_errors_mean_unavailable(error: Exception, unavailable: bool) -> None:
     assert database_unavailable(error) is unavailable
+
+
+def test_a_request_that_waits_out_the_pool_gets_503_then_the_next_one_works(
+    app: Flask, factory: Factory, tmp_path: Any
+) -> None:
+    """A gevent worker serves many requests at once, every one but the plain check-in from its
+    pool (10 connections and 20 more). One that waits out `pool_timeout` for a connection (the
+    database slow, a crowd of check-outs) is told to send again: 503 with Retry-After, not a
+    500. Here the pool has one connection, held elsewhere, and a wait of 0.1 s."""
+    from tests.conftest import make_test_config
+    from volunteer_hub.app import create_app
+
+    volunteer = factory.create_member()
+    headers = factory.headers(volunteer)
+    config = make_test_config(str(app.config["SQLALCHEMY_DATABASE_URI"]), tmp_path)
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.1}
+    small = create_app(config)
+    client = small.test_client()
+    with small.app_context():
+        engine = db.engine
+    try:
+        held = engine.connect()
+        try:
+            busy = client.get("/api/v1/me", headers=headers)
+        finally:
+            held.close()
+        assert busy.status_code == 503, busy.get_data(as_text=True)
+        assert busy.headers["Retry-After"] == str(DATABASE_RETRY_AFTER_S)
+        assert busy.mimetype == "application/problem+json"
+        again = client.get("/api/v1/me", headers=headers)
+        assert again.status_code == 200, again.get_json()
+    finally:
+        engine.dispose()
