@@ -100,6 +100,16 @@ def _propose(client: FlaskClient, factory: Factory, volunteer: int, mine: int, *
     )
 
 
+def _remove(client: FlaskClient, headers: dict[str, str], roster: Roster, shift: str) -> None:
+    """The coordinator takes `shift`'s assignment away (a draft until the plan is published)."""
+    removed = client.post(
+        f"/api/v1/plans/{roster.plan}/assignments/{roster.assignments[shift]}/remove",
+        json={"reason": "病假"},
+        headers=headers,
+    )
+    assert removed.status_code == 200, removed.get_json()
+
+
 def _active_shifts(app: Flask, member: int) -> set[int]:
     with app.app_context():
         return set(
@@ -568,12 +578,7 @@ def _declined_cancelled_refused(
         client, factory, a, roster.assignments["s1"], assignment=roster.assignments["s2"]
     ).get_json()
     headers = world.coordinator_headers(factory)
-    removed = client.post(
-        f"/api/v1/plans/{roster.plan}/assignments/{roster.assignments['s2']}/remove",
-        json={"reason": "病假"},
-        headers=headers,
-    )
-    assert removed.status_code == 200, removed.get_json()
+    _remove(client, headers, roster, "s2")
     mark = max_outbox_id(app)
     assert client.post(f"/api/v1/plans/{roster.plan}/publish", headers=headers).status_code == 200
     refused = client.post(f"/api/v1/swap-requests/{third['id']}/accept", headers=factory.headers(b))
@@ -797,12 +802,7 @@ def test_publishing_a_removal_refuses_the_open_requests_about_it_and_tells_both(
     doomed = _propose(client, factory, a, roster.assignments["s1"], member=c).get_json()
     other = _propose(client, factory, b, roster.assignments["s2"], member=c).get_json()
     headers = world.coordinator_headers(factory)
-    removed = client.post(
-        f"/api/v1/plans/{roster.plan}/assignments/{roster.assignments['s1']}/remove",
-        json={"reason": "病假"},
-        headers=headers,
-    )
-    assert removed.status_code == 200, removed.get_json()
+    _remove(client, headers, roster, "s1")
 
     def status(swap_id: int) -> str:
         answer = client.get(f"/api/v1/swap-requests/{swap_id}", headers=factory.headers(c))
