@@ -26,7 +26,6 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from volunteer_hub.models.attendance import (
@@ -69,25 +68,34 @@ def bump(
     An upsert, so concurrent entries for one cell serialise on its row (PostgreSQL) or on
     SQLite's write lock, and neither is lost.
     """
-    m, t = f"minutes_{service_month.month}", f"turns_{service_month.month}"
-    values = {
-        "year": service_month.year,
-        "branch_id": branch_id,
-        "member_id": member_id,
-        "town_id": town_id or 0,
-        "squad_id": squad_id or 0,
-        m: minutes,
-        t: turns,
-    }
-    dialect = session.get_bind().dialect.name
-    stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(TABLE)
-    stmt = stmt.values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(KEY),
-        set_={m: TABLE.c[m] + stmt.excluded[m], t: TABLE.c[t] + stmt.excluded[t]},
+    session.execute(
+        _CELL_UPSERTS[service_month.month],
+        {
+            "year": service_month.year,
+            "branch_id": branch_id,
+            "member_id": member_id,
+            "town_id": town_id or 0,
+            "squad_id": squad_id or 0,
+            "minutes": minutes,
+            "turns": turns,
+        },
     )
-    session.execute(stmt)
     _bump_span(session, service_month, branch_id, member_id, minutes, turns)
+
+
+def _cell_upsert(month: int) -> TextClause:
+    """The upsert of an entry into its rollup cell, for entries of `month` (PostgreSQL and
+    SQLite alike); written once per month, as `_span_upsert` is."""
+    m, t = f"minutes_{month}", f"turns_{month}"
+    return text(
+        f"INSERT INTO {TABLE.name} ({', '.join(KEY)}, {m}, {t}) "
+        f"VALUES ({', '.join(':' + key for key in KEY)}, :minutes, :turns) "
+        f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET "
+        f"{m} = {TABLE.name}.{m} + excluded.{m}, {t} = {TABLE.name}.{t} + excluded.{t}"
+    )
+
+
+_CELL_UPSERTS = {month: _cell_upsert(month) for month in MONTHS}
 
 
 def _span_upsert(table: Table, keys: tuple[str, ...]) -> TextClause:
