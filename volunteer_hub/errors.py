@@ -8,12 +8,7 @@ from typing import Any
 
 import psycopg
 from flask import Flask, Response, json
-from sqlalchemy.exc import (
-    DBAPIError,
-    DisconnectionError,
-    InterfaceError,
-    OperationalError,
-)
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -172,9 +167,9 @@ def database_unavailable(exc: BaseException) -> bool:
     drops the pool's older connections). Besides those: the pool's timeout (every connection
     busy for `pool_timeout`); a driver error with a connection-class SQLSTATE, or a psycopg
     client-side OperationalError/InterfaceError (no SQLSTATE: connection refused, connection
-    closed). SQLite's OperationalError (a missing table, a locked file)
-    carries no such meaning and stays a 500. The exceptions `exc` was raised from count too: a
-    rollback after a disconnect raises PendingRollbackError, whose context is the disconnect.
+    closed). SQLite's OperationalError (a missing table, a locked file) carries no such meaning
+    and stays a 500. The exceptions `exc` was raised from count too: a rollback after a
+    disconnect raises PendingRollbackError, whose context is the disconnect.
     """
     seen = 0
     current: BaseException | None = exc

@@ -957,7 +957,7 @@ def to_xlsx(reports: Sequence[dict[str, Any]], *, title: str) -> bytes:
 
     Written row by row (openpyxl's write-only mode): the whole-federation member report is
     40,000 rows, which took 444 s the other way (finding the last row after each append
-    walked every row before it) and takes about a second this way."""
+    walked every row before it) and takes about 6 s this way."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
